@@ -1,0 +1,34 @@
+# aedenoise: `make demo` (set up + train the seed model + report), `make test` (set up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+RUN ?= runs/fmnist-seed
+# Raise glibc's trim/mmap thresholds so freed tensor buffers are reused (see docs/benchmarks.md).
+export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
+export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: an open requirement can pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m aedenoise train --preset fmnist-seed --out $(RUN)
+	@echo "Report: $(RUN)/report.md"
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/fashion_mnist.py --json runs/bench-fmnist.json
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,3 @@
+from aedenoise.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Command-line entry point: ``aedenoise <command> ...``.
+
+Each command lives in its own small module with ``add_parser(subparsers)``;
+the work happens in the library. User errors print one line and exit 1
+(``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from aedenoise import __version__
+from aedenoise.errors import AedenoiseError
+
+COMMANDS = ("train", "evaluate", "denoise", "report", "models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aedenoise", description="Image denoising with convolutional autoencoders.")
+    parser.add_argument("--version", action="version", version=f"aedenoise {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        import_module(f"aedenoise.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AedenoiseError as err:
+        if args.debug:
+            raise
+        print(f"aedenoise: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aedenoise: interrupted", file=sys.stderr)
+        return 130

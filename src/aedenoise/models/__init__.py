@@ -1,0 +1,75 @@
+"""Model registry: ``list_models()``, ``create_model(name, **arch)``.
+
+Each model family lives in its own module and registers its constructor with
+:func:`register_model`. Models never download weights when built; pretrained
+weights are loaded explicitly through :mod:`aedenoise.pretrained`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aedenoise.errors import ConfigError
+from aedenoise.models.base import Denoiser, sigma_map
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., Denoiser]
+    description: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, *, description: str) -> Callable[[type[Denoiser]], type[Denoiser]]:
+    """Class decorator: make ``name`` buildable through :func:`create_model`."""
+
+    def decorate(cls: type[Denoiser]) -> type[Denoiser]:
+        if name in _REGISTRY:
+            raise RuntimeError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, cls, description)
+        return cls
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    """Names of all registered model architectures, sorted."""
+    return sorted(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
+
+
+def create_model(name: str, **arch: Any) -> Denoiser:
+    """Build a freshly initialised model ``name`` with architecture arguments ``arch``.
+
+    Unknown argument names raise :class:`ConfigError` (no silent typos).
+    """
+    entry = model_entry(name)
+    params = inspect.signature(entry.builder).parameters
+    unknown = sorted(set(arch) - set(params))
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} takes no argument(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(params) or 'none'}"
+        )
+    model = entry.builder(**arch)
+    bound = inspect.signature(entry.builder).bind(**arch)
+    bound.apply_defaults()
+    model.arch = {"name": name, "args": dict(bound.arguments)}
+    return model
+
+
+# Register the built-in families (import for side effects).
+from aedenoise.models import conv_ae  # noqa: E402,F401
+
+__all__ = ["Denoiser", "ModelEntry", "create_model", "list_models", "model_entry", "register_model", "sigma_map"]
