@@ -2,7 +2,8 @@
 
 ``x`` is a float32 tensor ``[B, C, H, W]`` (or any shape) in ``[0, 1]``; every
 level is on the ``[0, 1]`` intensity scale. Randomness comes only from the
-``torch.Generator`` passed in, so the same seed gives the same noisy images.
+``torch.Generator`` passed in (it must live on ``x``'s device), so the same seed
+gives the same noisy images on the same device.
 """
 
 from __future__ import annotations
@@ -47,17 +48,19 @@ class GaussianNoise:
         if self.sigma_max is not None:
             _check(self.sigma <= self.sigma_max <= 1, f"sigma_max must be in [sigma, 1] (got {self.sigma_max})")
 
-    def sample_sigma(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """Per-image noise levels ``[batch]``."""
+    def sample_sigma(
+        self, batch: int, *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """Per-image noise levels ``[batch]`` (random only with ``sigma_max``)."""
         if self.sigma_max is None:
-            return torch.full((batch,), self.sigma)
-        u = torch.rand(batch, generator=generator)
+            return torch.full((batch,), self.sigma, device=device)
+        u = torch.rand(batch, generator=generator, device=device)
         return self.sigma + (self.sigma_max - self.sigma) * u
 
     def apply(self, x: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(y, sigma)`` with ``sigma`` the per-image level ``[B]``."""
-        sigma = self.sample_sigma(x.shape[0], generator=generator).to(x.device, x.dtype)
-        n = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        sigma = self.sample_sigma(x.shape[0], generator=generator, device=x.device).to(x.dtype)
+        n = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         y = x + sigma.reshape(-1, *([1] * (x.ndim - 1))) * n
         return (y.clamp(0, 1) if self.clip else y), sigma
 
@@ -79,8 +82,8 @@ class PoissonNoise:
         _check(math.isfinite(self.peak) and self.peak > 0, f"Poisson peak must be > 0 (got {self.peak})")
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        rate = (x.clamp(0, 1) * self.peak).cpu()
-        return (torch.poisson(rate, generator=generator) / self.peak).to(x.device, x.dtype)
+        rate = x.clamp(0, 1) * self.peak
+        return torch.poisson(rate, generator=generator) / self.peak
 
     def describe(self) -> str:
         return f"Poisson peak={self.peak:g}"
@@ -98,8 +101,8 @@ class SaltPepperNoise:
         _check(0 <= self.salt <= 1, f"salt share must be in [0, 1] (got {self.salt})")
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        u = torch.rand(x.shape, generator=generator).to(x.device)
-        v = torch.rand(x.shape, generator=generator).to(x.device)
+        u = torch.rand(x.shape, generator=generator, device=x.device)
+        v = torch.rand(x.shape, generator=generator, device=x.device)
         hit = u < self.amount
         value = (v < self.salt).to(x.dtype)
         return torch.where(hit, value, x)
@@ -119,7 +122,7 @@ class SpeckleNoise:
         _check(math.isfinite(self.sigma) and 0 <= self.sigma <= 1, f"speckle sigma must be in [0, 1] (got {self.sigma})")
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        n = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        n = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         y = x + self.sigma * x * n
         return y.clamp(0, 1) if self.clip else y
 

@@ -1,0 +1,168 @@
+"""Typed run configuration: pydantic models that reject unknown keys.
+
+A training run is described by one :class:`TrainConfig`, from a preset
+(:data:`PRESETS`), a TOML file (``configs/*.toml``) or both, plus command-line
+overrides. Every run writes its resolved configuration to ``config.json``.
+Noise levels are on the [0, 1] scale here (``0.2`` = 51/255).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aedenoise.errors import ConfigError
+from aedenoise.noise import GaussianNoise, NoiseModel, PoissonNoise, SaltPepperNoise, SpeckleNoise
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoiseConfig(_Strict):
+    """One noise model. ``kind`` picks which of the other fields apply."""
+
+    kind: Literal["gaussian", "poisson", "salt_pepper", "speckle"] = "gaussian"
+    sigma: float = Field(0.1, ge=0, le=1, description="Gaussian/speckle std on [0, 1]")
+    sigma_max: float | None = Field(None, ge=0, le=1, description="if set, sigma ~ U[sigma, sigma_max] per image")
+    clip: bool = False
+    peak: float = Field(30.0, gt=0, description="Poisson peak")
+    amount: float = Field(0.05, ge=0, le=1, description="salt-and-pepper fraction")
+
+    def build(self) -> NoiseModel:
+        if self.kind == "gaussian":
+            return GaussianNoise(self.sigma, clip=self.clip, sigma_max=self.sigma_max)
+        if self.kind == "poisson":
+            return PoissonNoise(self.peak)
+        if self.kind == "salt_pepper":
+            return SaltPepperNoise(self.amount)
+        return SpeckleNoise(self.sigma, clip=self.clip)
+
+
+class ModelConfig(_Strict):
+    name: str = "conv_ae"
+    args: dict[str, Any] = Field(default_factory=dict, description="architecture arguments (checked by create_model)")
+
+
+class DataConfig(_Strict):
+    """Training data: Fashion-MNIST, or random patches from image folders."""
+
+    kind: Literal["fashion_mnist", "image_folder"] = "fashion_mnist"
+    data_dir: str | None = Field(None, description="Fashion-MNIST folder (default: search order)")
+    train_dirs: tuple[str, ...] = Field((), description="image folders to train on (image_folder)")
+    channels: int = Field(1, ge=1, le=3)
+    patch_size: int = Field(64, ge=8)
+    patches_per_epoch: int = Field(6400, ge=1)
+    val_count: int = Field(5000, ge=1, description="images (FMNIST) or patches held out for validation")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        if self.kind == "image_folder" and not self.train_dirs:
+            raise ValueError("data.train_dirs is required for kind = 'image_folder'")
+        if self.channels not in (1, 3):
+            raise ValueError("data.channels must be 1 or 3")
+        return self
+
+
+class OptimConfig(_Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    loss: Literal["mse", "l1"] = "mse"
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr: float = Field(0.0, ge=0, description="final learning rate of the cosine schedule")
+
+
+class TrainConfig(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    seed: int = 0
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
+    amp: bool = Field(False, description="bfloat16 autocast on CUDA")
+    eval_batch_size: int = Field(1000, ge=1)
+    test_seed: int = Field(1234, description="seed of the fixed test-set noise (same for every model)")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The tutorial setting: Gaussian sigma 0.2 clipped, 10 epochs, batch 32, Adam lr 1e-3, MSE.
+    "fmnist-seed": {
+        "model": {"name": "conv_ae"},
+        "noise": {"kind": "gaussian", "sigma": 0.2, "clip": True},
+        "data": {"kind": "fashion_mnist"},
+        "optim": {"name": "adam", "lr": 1e-3, "loss": "mse"},
+        "epochs": 10,
+        "batch_size": 32,
+    },
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config(
+    *,
+    preset: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Preset, then config file, then overrides (nested dicts), validated."""
+    data: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(list_presets())}")
+        data = _merge(data, PRESETS[preset])
+    if config_file is not None:
+        data = _merge(data, load_toml(config_file))
+    data = _merge(data, overrides or {})
+    return validate_config(data, source=str(config_file or preset or "options"))
+
+
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if p.is_dir() or (not p.exists() and p.with_suffix(".toml").is_file()):
+        p = p / "config.toml" if p.is_dir() else p.with_suffix(".toml")
+    try:
+        with p.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{p}: invalid TOML ({err})") from None
+
+
+def validate_config(data: dict[str, Any], *, source: str = "config") -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"{source}: invalid configuration: {problems}") from None
