@@ -132,4 +132,6 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
         state.setdefault(int(pid), {})[key] = value
     for pid, values in meta.get("scalars", {}).items():
         state.setdefault(int(pid), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
+    # JSON turned tuple hyper-parameters (Adam's ``betas``, Rprop's ``etas``) into lists.
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()} for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}

@@ -1,16 +1,141 @@
-"""``aedenoise denoise``."""
+"""``aedenoise denoise``: denoise image files of any size.
+
+Exit status: 0 when every file was written (or skipped with ``--skip-existing``), 1 when
+some file failed (the others are still processed), 2 for a usage error found before
+any work (bad option, unknown model, missing input, an output that would overwrite an
+input or an existing file).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+
+
+def _sigma_arg(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give the noise level on the 0-255 scale "
+                                         f"(e.g. 25) or 'auto'") from None
+    if not math.isfinite(value) or not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-255; the noise level is on the 0-255 scale (e.g. 25)")
+    return value
+
+
+def _tile_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"tile {value} is too small; use at least 64 (default 256)")
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("denoise", help="(not yet implemented)")
+    p = sub.add_parser(
+        "denoise",
+        help="denoise image files (any size; folders, globs)",
+        description="Denoise image files of any size, tile by tile. Inputs are never overwritten; outputs are "
+        "written atomically. Exit status: 0 all written, 1 some file failed, 2 usage error.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (their images) or glob patterns")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output folder (created), or an output file name for a single input; default: "
+                   "<stem>.denoised<ext> beside each input")
+    p.add_argument("--model", metavar="SPEC",
+                   help="checkpoint file (*.safetensors), shipped weights name or classical method "
+                   "(see 'aedenoise models'); default: the shipped photo model for gray/color")
+    p.add_argument("--sigma", type=_sigma_arg, metavar="S",
+                   help="noise level on the 0-255 scale, or 'auto' to estimate it per image; needed by models "
+                   "that take a noise level (default with the shipped model: auto)")
+    p.add_argument("--tile", type=_tile_arg, metavar="N", help="tile side in pixels (default 256, more for models "
+                   "with a wide receptive field); smaller uses less memory")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bits per sample (default: the input's)")
+    exist = p.add_mutually_exclusive_group()
+    exist.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
+    exist.add_argument("--skip-existing", action="store_true",
+                       help="leave existing outputs alone (resume an interrupted batch)")
+    p.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders of input folders")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from aedenoise.errors import AedenoiseError
 
-    raise AedenoiseError("'denoise' is not implemented yet")
+    try:
+        setup = _setup(args)
+    except AedenoiseError as err:
+        if args.debug:
+            raise
+        print(f"aedenoise denoise: error: {err}", file=sys.stderr)
+        return 2
+    return _process(args, *setup)
+
+
+def _setup(args: argparse.Namespace):
+    from aedenoise.distributed import resolve_device
+    from aedenoise.errors import ConfigError
+    from aedenoise.inference import default_model_for, expand_inputs, load_denoiser, output_is_file, plan_jobs
+    from aedenoise.tiling import tile_geometry
+
+    device = resolve_device(args.device)
+    sigma = args.sigma
+    if args.model is not None:
+        model = load_denoiser(args.model, device=device)
+        if model.uses_sigma and sigma is None:
+            raise ConfigError(f"model {args.model!r} needs the noise level: give --sigma on the 0-255 scale "
+                              f"(e.g. --sigma 25) or --sigma auto")
+        tile_geometry(model, tile=args.tile)
+    else:
+        model, missing = None, 0
+        for channels in (1, 3):
+            try:
+                default_model_for(channels)
+            except ConfigError:
+                missing += 1
+        if missing == 2:
+            raise ConfigError("no --model given and no default photo denoiser is shipped with this installation; "
+                              "pass --model with a checkpoint file (*.safetensors) or a classical method "
+                              "(see 'aedenoise models')")
+        sigma = "auto" if sigma is None else sigma
+    if isinstance(sigma, float):
+        sigma = sigma / 255.0
+    exclude = args.output if args.output is not None and not output_is_file(args.output) else None
+    files, left_out = expand_inputs(args.inputs, recursive=args.recursive, exclude=exclude)
+    if left_out:
+        print(f"note: left out {left_out} file(s) named *.denoised.* (earlier outputs); name them explicitly "
+              f"to denoise them", file=sys.stderr)
+    jobs = plan_jobs(files, args.output, overwrite=args.overwrite, skip_existing=args.skip_existing,
+                     bit_depth=args.bit_depth)
+    return device, jobs, model, sigma
+
+
+def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
+    from aedenoise.inference import FileResult, run_jobs
+
+    def report(r: FileResult) -> None:
+        if r.status == "written":
+            level = f", sigma {r.sigma * 255:.1f}" if r.sigma is not None and sigma == "auto" else ""
+            print(f"{r.input} -> {r.output} ({r.seconds:.2f} s{level})", flush=True)
+        elif r.status == "skipped":
+            print(f"{r.input} -> {r.output} (skipped: output exists)", flush=True)
+        else:
+            problem = r.message if str(r.input) in r.message else f"{r.input}: {r.message}"
+            print(f"failed: {problem}", file=sys.stderr, flush=True)
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    summary = run_jobs(jobs, model=model, sigma=sigma, tile=args.tile, device=device, bit_depth=args.bit_depth,
+                       overwrite=args.overwrite, progress=progress, on_result=report)
+    n_w, n_s, n_f = len(summary.written), len(summary.skipped), len(summary.failed)
+    print(f"done: {n_w} written, {n_s} skipped, {n_f} failed, of {len(jobs)} in {summary.seconds:.1f} s")
+    if n_f:
+        print(f"failed files: {', '.join(str(r.input) for r in summary.failed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -65,11 +65,24 @@ def create_model(name: str, **arch: Any) -> Denoiser:
     model = entry.builder(**arch)
     bound = inspect.signature(entry.builder).bind(**arch)
     bound.apply_defaults()
-    model.arch = {"name": name, "args": dict(bound.arguments)}
+    # The JSON form (tuples as lists), so ``arch`` compares equal after a checkpoint round trip.
+    model.arch = {"name": name, "args": {k: _json_form(v) for k, v in bound.arguments.items()}}
     return model
+
+
+def _json_form(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_json_form(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_form(v) for k, v in value.items()}
+    return value
 
 
 # Register the built-in families (import for side effects).
 from aedenoise.models import conv_ae  # noqa: E402,F401
+from aedenoise.models import res_ae  # noqa: E402,F401
+from aedenoise.models import stacked_ae  # noqa: E402,F401
+from aedenoise.models import unet  # noqa: E402,F401
+from aedenoise.models import dncnn  # noqa: E402,F401
 
 __all__ = ["Denoiser", "ModelEntry", "create_model", "list_models", "model_entry", "register_model", "sigma_map"]

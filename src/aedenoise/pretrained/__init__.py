@@ -1,0 +1,85 @@
+"""Weights that ship inside the package, each with a model card.
+
+``pretrained/index.json`` lists them: file, model card, channels, the task they
+were trained for and whether they are the default for gray or color photos.
+Nothing is downloaded: the files are part of the installed package.
+
+>>> from aedenoise.pretrained import list_pretrained, load_pretrained
+>>> model = load_pretrained("gray-blind")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aedenoise.errors import ConfigError
+from aedenoise.models.base import Denoiser
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    name: str
+    file: str
+    card: str
+    channels: int
+    task: str  # "fashion-mnist" (28x28 gray, sigma 0.2 clipped) or "photo" (blind Gaussian)
+    default_for_photos: bool
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return _folder() / self.file
+
+    @property
+    def card_path(self) -> Path:
+        return _folder() / self.card
+
+
+def _folder() -> Path:
+    return Path(str(resources.files(__name__)))
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, PretrainedWeights]:
+    index_file = _folder() / "index.json"
+    if not index_file.is_file():
+        return {}
+    entries: dict[str, Any] = json.loads(index_file.read_text())
+    return {name: PretrainedWeights(name=name, **entry) for name, entry in entries.items()}
+
+
+def list_pretrained() -> list[str]:
+    """Names of the shipped weights whose files are present."""
+    return sorted(name for name, w in _index().items() if w.path.is_file())
+
+
+def pretrained_weights(name: str) -> PretrainedWeights:
+    weights = _index().get(name)
+    if weights is None or not weights.path.is_file():
+        raise ConfigError(f"no shipped weights named {name!r}; available: {', '.join(list_pretrained()) or 'none'}")
+    return weights
+
+
+def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> Denoiser:
+    """Build the model of shipped weights ``name`` and load them (eval mode)."""
+    from aedenoise.checkpoint import load_checkpoint
+
+    model = load_checkpoint(pretrained_weights(name).path, map_location=device).model
+    return model.eval()
+
+
+def default_pretrained(channels: int) -> str:
+    """The shipped photo denoiser for gray (1) or color (3) images."""
+    for name in list_pretrained():
+        w = _index()[name]
+        if w.default_for_photos and w.channels == channels:
+            return name
+    kind = "gray" if channels == 1 else "color"
+    raise ConfigError(f"no default {kind} denoiser is shipped with this installation; pass --model (a checkpoint or a method)")

@@ -1,0 +1,212 @@
+"""``aedenoise denoise`` and the inference helpers behind it, on real files in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from aedenoise.checkpoint import save_checkpoint
+from aedenoise.cli import main
+from aedenoise.errors import ConfigError
+from aedenoise.inference import adapt_channels, denoise_image, load_denoiser
+from aedenoise.io import read_image, write_image
+from aedenoise.models import create_model
+from aedenoise.tiling import denoise_whole
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _scaled(model):
+    """Weights scaled up so the output visibly depends on the input (a fresh model is ~constant)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model
+
+
+@pytest.fixture
+def gray_ckpt(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / "models" / "gray.safetensors"
+    save_checkpoint(path, _scaled(create_model("conv_ae")))
+    return path
+
+
+@pytest.fixture
+def color_ckpt(tmp_path: Path) -> Path:
+    torch.manual_seed(1)
+    path = tmp_path / "models" / "color.safetensors"
+    save_checkpoint(path, _scaled(create_model("conv_ae", in_channels=3)))
+    return path
+
+
+def _image(channels: int, h: int, w: int, seed: int) -> torch.Tensor:
+    return torch.rand(channels, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def _run(*argv: str | Path) -> int:
+    return main(["denoise", *map(str, argv), "--no-progress", "--device", "cpu"])
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder with a good RGB PNG, a 16-bit gray PNG, a zero-byte .png and a text file named .jpg."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "good.png", _image(3, 37, 50, 1))
+    write_image(folder / "deep.png", _image(1, 41, 29, 2), bit_depth=16)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image\n")
+    return folder
+
+
+def test_folder_with_bad_files(photos: Path, tmp_path: Path, color_ckpt: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert _run(photos, "-o", out, "--model", color_ckpt) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["deep.png", "good.png"]
+    err = capsys.readouterr().err
+    assert "empty.png" in err and "notes.jpg" in err and "good.png" not in err
+    deep = read_image(out / "deep.png")
+    assert deep.bit_depth == 16 and deep.channels == 1
+    good = read_image(out / "good.png")
+    assert good.bit_depth == 8 and good.channels == 3
+    # the written pixels are the model's output (color model on RGB; gray via repeat/average)
+    model = load_denoiser(color_ckpt)
+    src = read_image(photos / "good.png")
+    expected = denoise_image(model, src.data, sigma=None)
+    assert (good.data - expected).abs().max() <= 0.5 / 255 + 1e-6
+    assert (good.data - src.data).abs().max() > 0.05  # it did change the image
+
+
+def test_bit_depth_override(photos: Path, tmp_path: Path, gray_ckpt: Path) -> None:
+    out = tmp_path / "out8"
+    assert _run(photos / "deep.png", "-o", out, "--model", gray_ckpt, "--bit-depth", "8") == 0
+    assert read_image(out / "deep.png").bit_depth == 8
+
+
+def test_output_equal_to_input_is_refused(photos: Path, gray_ckpt: Path, capsys) -> None:
+    before = (photos / "good.png").read_bytes()
+    assert _run(photos / "good.png", "-o", photos / "good.png", "--model", gray_ckpt, "--overwrite") == 2
+    assert _run(photos, "-o", photos, "--model", gray_ckpt, "--overwrite") == 2
+    assert (photos / "good.png").read_bytes() == before
+    assert "input" in capsys.readouterr().err
+
+
+def test_existing_output_needs_overwrite(photos: Path, tmp_path: Path, gray_ckpt: Path) -> None:
+    target = tmp_path / "result.png"
+    target.write_bytes(b"keep me")
+    assert _run(photos / "good.png", "-o", target, "--model", gray_ckpt) == 2
+    assert target.read_bytes() == b"keep me"
+    assert _run(photos / "good.png", "-o", target, "--model", gray_ckpt, "--overwrite") == 0
+    assert read_image(target).data.shape == (3, 37, 50)
+
+
+def test_skip_existing_resumes(photos: Path, tmp_path: Path, gray_ckpt: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "good.png").write_bytes(b"from an earlier run")
+    assert _run(photos / "good.png", photos / "deep.png", "-o", out, "--model", gray_ckpt, "--skip-existing") == 0
+    assert (out / "good.png").read_bytes() == b"from an earlier run"
+    assert read_image(out / "deep.png").bit_depth == 16
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_output_file_with_several_inputs_is_an_error(photos: Path, tmp_path: Path, gray_ckpt: Path) -> None:
+    assert _run(photos / "good.png", photos / "deep.png", "-o", tmp_path / "one.png", "--model", gray_ckpt) == 2
+    assert not (tmp_path / "one.png").exists()
+
+
+def test_glob_and_default_names(photos: Path, gray_ckpt: Path, capsys) -> None:
+    assert _run(photos / "*.png", "--model", gray_ckpt) == 1  # empty.png fails, the others are written
+    assert (photos / "good.denoised.png").is_file() and (photos / "deep.denoised.png").is_file()
+    assert not (photos / "notes.denoised.jpg").exists()
+    capsys.readouterr()
+    # a second run leaves the earlier outputs out and refuses to overwrite them
+    assert _run(photos / "*.png", "--model", gray_ckpt) == 2
+    assert "already exist" in capsys.readouterr().err
+    assert not (photos / "good.denoised.denoised.png").exists()
+
+
+def test_alpha_is_preserved(tmp_path: Path, gray_ckpt: Path) -> None:
+    alpha = (_image(1, 30, 42, 9) * 255).round() / 255
+    write_image(tmp_path / "a.png", _image(3, 30, 42, 8), alpha=alpha)
+    assert _run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--model", gray_ckpt) == 0
+    out = read_image(tmp_path / "b.png")
+    assert out.alpha is not None and torch.equal(out.alpha, alpha)
+
+
+def test_recursive_mirrors_folders(tmp_path: Path, gray_ckpt: Path) -> None:
+    src = tmp_path / "src"
+    write_image(src / "a.png", _image(1, 20, 20, 3))
+    write_image(src / "sub" / "b.png", _image(1, 20, 24, 4))
+    assert _run(src, "-r", "-o", src / "clean", "--model", gray_ckpt) == 0
+    assert (src / "clean" / "a.png").is_file() and (src / "clean" / "sub" / "b.png").is_file()
+    # the output folder inside the input folder is not taken as input next time
+    assert _run(src, "-r", "-o", src / "clean", "--model", gray_ckpt, "--overwrite") == 0
+    assert not (src / "clean" / "clean").exists()
+
+
+def test_usage_errors(photos: Path, tmp_path: Path, gray_ckpt: Path, monkeypatch, capsys) -> None:
+    for bad in ("abc", "300", "-1", "nan"):
+        with pytest.raises(SystemExit) as exc:
+            _run(photos / "good.png", "--model", gray_ckpt, "--sigma", bad)
+        assert exc.value.code == 2
+    assert _run(tmp_path / "missing.png", "--model", gray_ckpt) == 2
+    assert _run(photos / "good.png", "--model", "no-such-model") == 2
+    assert "unknown model" in capsys.readouterr().err
+    unet = tmp_path / "unet.safetensors"
+    save_checkpoint(unet, create_model("unet", widths=(4, 8), blocks=1))
+    assert _run(photos / "good.png", "-o", tmp_path / "u", "--model", unet) == 2
+    assert "--sigma" in capsys.readouterr().err
+    assert _run(photos / "good.png", "-o", tmp_path / "u", "--model", unet, "--sigma", "25") == 0
+
+    def no_default(channels: int) -> str:
+        raise ConfigError("nothing shipped")
+
+    monkeypatch.setattr("aedenoise.inference.default_model_for", no_default)
+    assert _run(photos / "good.png", "-o", tmp_path / "d") == 2
+    assert "--model" in capsys.readouterr().err
+
+
+# -- the library behind it ------------------------------------------------------------------
+
+
+def test_gray_model_on_color_is_per_channel() -> None:
+    torch.manual_seed(3)
+    gray = _scaled(create_model("conv_ae")).eval()
+    rgb = _image(3, 33, 45, 5)
+    x_hat = denoise_image(gray, rgb, sigma=None, tile=32, overlap=16)
+    for c in range(3):
+        assert (x_hat[c] - denoise_whole(gray, rgb[c : c + 1])[0]).abs().max() < 1e-4
+
+
+def test_color_model_on_gray_repeats_and_averages() -> None:
+    torch.manual_seed(4)
+    color = _scaled(create_model("conv_ae", in_channels=3)).eval()
+    g = _image(1, 27, 31, 6)
+    x_hat = denoise_image(color, g, sigma=None)
+    assert x_hat.shape == (1, 27, 31)
+    assert (x_hat - denoise_whole(color, g.expand(3, -1, -1)).mean(0, keepdim=True)).abs().max() < 1e-5
+    assert adapt_channels(color, 3) is color
+
+
+def test_denoise_image_keeps_image_file_fields(tmp_path: Path, gray_ckpt: Path) -> None:
+    write_image(tmp_path / "x.png", _image(1, 16, 16, 1), alpha=torch.ones(1, 16, 16), bit_depth=16)
+    img = read_image(tmp_path / "x.png")
+    out = denoise_image(load_denoiser(gray_ckpt), img, sigma=None)
+    assert out.alpha is img.alpha and out.bit_depth == 16 and out.data.shape == img.data.shape
+
+
+def test_load_denoiser_unknown_lists_choices() -> None:
+    with pytest.raises(ConfigError, match="checkpoint file"):
+        load_denoiser("definitely-not-a-model")
+    with pytest.raises(ConfigError, match="architecture"):
+        load_denoiser("conv_ae")
