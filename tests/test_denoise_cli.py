@@ -210,3 +210,59 @@ def test_load_denoiser_unknown_lists_choices() -> None:
         load_denoiser("definitely-not-a-model")
     with pytest.raises(ConfigError, match="architecture"):
         load_denoiser("conv_ae")
+
+
+# -- the shipped defaults, end to end (a fake index: tests/fake_pretrained.py) -------------------------
+
+
+def test_no_model_picks_the_gray_or_color_default_and_estimates_sigma(tmp_path: Path, monkeypatch, capsys) -> None:
+    from fake_pretrained import install
+
+    from aedenoise.inference import default_model_for
+    from aedenoise.noise_level import estimate_sigma
+    from aedenoise.pretrained import load_pretrained
+
+    install(monkeypatch, tmp_path / "weights")
+    assert (default_model_for(1), default_model_for(3)) == ("toy-gray", "toy-color")
+    src = tmp_path / "in"
+    write_image(src / "gray.png", _image(1, 30, 34, 11))
+    write_image(src / "color.png", _image(3, 26, 38, 12))
+    out = tmp_path / "out"
+    assert _run(src / "gray.png", src / "color.png", "-o", out) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, weights in (("gray.png", "toy-gray"), ("color.png", "toy-color")):
+        y = read_image(src / name).data
+        model = load_pretrained(weights)
+        sigma = float(estimate_sigma(y[None])[0]) if model.uses_sigma else None
+        expected = denoise_image(model, y, sigma=sigma)
+        got = read_image(out / name).data
+        assert got.shape == y.shape and (got - expected).abs().max() <= 0.5 / 255 + 1e-6
+        other = load_pretrained("toy-color" if weights == "toy-gray" else "toy-gray")
+        assert (got - denoise_image(other, y, sigma=0.1)).abs().max() > 0.05  # not the other default
+        line = next(line for line in lines if line.startswith(str(src / name)))
+        assert (", sigma " in line) == model.uses_sigma  # the estimated level is reported where it is used
+    assert load_pretrained("toy-color").uses_sigma  # so the color case above exercised --sigma auto
+
+
+def test_missing_color_default_fails_only_the_color_files(tmp_path: Path, monkeypatch, capsys) -> None:
+    from fake_pretrained import install
+
+    install(monkeypatch, tmp_path / "weights", color_default=False)
+    write_image(tmp_path / "gray.png", _image(1, 20, 20, 13))
+    write_image(tmp_path / "color.png", _image(3, 20, 20, 14))
+    assert _run(tmp_path / "gray.png", tmp_path / "color.png", "-o", tmp_path / "out") == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gray.png"]
+    err = capsys.readouterr().err
+    assert "color.png" in err and "no default color denoiser" in err
+
+
+def test_shipped_weights_name_as_model(tmp_path: Path, monkeypatch) -> None:
+    from fake_pretrained import install
+
+    from aedenoise.pretrained import load_pretrained
+
+    install(monkeypatch, tmp_path / "weights")
+    write_image(tmp_path / "a.png", _image(1, 28, 28, 15))
+    assert _run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--model", "toy-fmnist") == 0
+    expected = denoise_image(load_pretrained("toy-fmnist"), read_image(tmp_path / "a.png").data, sigma=None)
+    assert (read_image(tmp_path / "b.png").data - expected).abs().max() <= 0.5 / 255 + 1e-6

@@ -120,6 +120,7 @@ class ClassicalDenoiser(Denoiser):
 
     uses_sigma = True
     size_multiple = 1
+    any_channels = True
     #: (module, pip extra) pairs this method needs; checked when the model is built.
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("scipy", "classical"),)
 

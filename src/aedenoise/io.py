@@ -12,15 +12,9 @@ Decoders, chosen on purpose:
   (Pillow's naive conversion; a CMYK ICC profile is dropped), a tRNS color key ->
   alpha, EXIF orientation applied (``ImageOps.exif_transpose``). Loaded fully, so a
   truncated file is an error (``LOAD_TRUNCATED_IMAGES`` is left alone).
-* pypng for 16-bit PNG with color or alpha, which Pillow reduces to 8 bits (and for
-  writing them, which Pillow cannot): pure Python, MIT, small, exact for every filter
-  and interlacing. Slow (about 2 s per megapixel of Paeth-filtered RGB) but such files
-  are rare; the alternatives are big binary packages (imagecodecs, OpenCV) or a
-  home-made decoder needing the same per-pixel Python loop for the Paeth filter.
-* tifffile for TIFF with 16-bit color or gray+alpha, or float samples (must lie in
-  ``[0, 1]``; ``bit_depth`` 16), and for writing every TIFF (deflate + predictor). LZW
-  or JPEG compression there needs the optional ``imagecodecs`` (a clear error says so).
-  Only the first page/frame of any file is read.
+* pypng (16-bit PNG with color or alpha, which Pillow reduces to 8 bits) and tifffile
+  (TIFF with 16-bit color, gray+alpha or float samples; writing every TIFF): see
+  :mod:`aedenoise.io_formats`, which holds them and why they were chosen.
 
 Decompression-bomb guard: more than :data:`DEFAULT_MAX_PIXELS` pixels (``width *
 height``; ``max_pixels=`` or ``$AEDENOISE_MAX_PIXELS`` override) is refused from the
@@ -33,14 +27,11 @@ Every problem with a file raises :class:`~aedenoise.errors.DataError` naming the
 from __future__ import annotations
 
 import importlib
-import io
 import os
-import struct
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -48,6 +39,18 @@ from torch import Tensor
 
 from aedenoise.atomic import atomic_path
 from aedenoise.errors import ConfigError, DataError
+from aedenoise.io_formats import (
+    MAX_PIXELS_ENV,
+    ORIENTATION_TAG,
+    Decoded,
+    check_pixels,
+    key_to_alpha,
+    orient,
+    read_png16,
+    read_tiff,
+    write_png16,
+    write_tiff,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -55,7 +58,6 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".
 FORMATS_16BIT = frozenset({"PNG", "TIFF"})  # what write_image can write with bit_depth=16
 FORMATS_ALPHA = frozenset({"PNG", "TIFF", "WEBP"})  # ... and with alpha
 DEFAULT_MAX_PIXELS = 250_000_000
-MAX_PIXELS_ENV = "AEDENOISE_MAX_PIXELS"
 
 _FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                      ".bmp": "BMP", ".webp": "WEBP"}
@@ -68,8 +70,6 @@ _SAVE_OPTIONS: dict[str, dict[str, object]] = {
 }
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
           (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"), (b"BM", "BMP"), (b"RIFF", "WEBP"))
-_ORIENTATION_TAG = 0x0112
-_ICC_TAG = 34675
 _GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 
@@ -96,13 +96,6 @@ class ImageFile:
     @property
     def channels(self) -> int:
         return int(self.data.shape[0])
-
-
-class _Decoded(NamedTuple):
-    pixels: np.ndarray  # [H, W] or [H, W, n]: uint8, uint16 or float32 in [0, 1]
-    has_alpha: bool  # the last of the n planes is alpha
-    icc: bytes | None
-    premultiplied: bool = False
 
 
 def is_image_path(path: PathLike) -> bool:
@@ -155,7 +148,7 @@ def read_image(path: PathLike, *, max_pixels: int | None = None) -> ImageFile:
     fmt = _sniff(head)
     if fmt is None:
         raise DataError(f"{src}: not a PNG, JPEG, TIFF, BMP or WebP image (unrecognised content)")
-    decoded = _read_tiff(src, limit) if fmt == "TIFF" else None
+    decoded = read_tiff(src, limit) if fmt == "TIFF" else None
     if decoded is None:
         png16 = fmt == "PNG" and len(head) >= 26 and head[24] == 16 and head[25] in (2, 4, 6)
         decoded = _read_pillow(src, fmt, limit, png16=png16)
@@ -225,12 +218,6 @@ def _pixel_limit(max_pixels: int | None) -> int:
     return max_pixels
 
 
-def _check_pixels(src: Path, width: int, height: int, limit: int) -> None:
-    if width * height > limit:
-        raise DataError(f"{src}: {width}x{height} pixels exceeds the limit of {limit:,} pixels (decompression-bomb "
-                        f"guard); if the file is trusted, raise it with {MAX_PIXELS_ENV} or max_pixels=")
-
-
 def _read_head(src: Path) -> bytes:
     if src.is_dir():
         raise DataError(f"{src}: is a directory, not an image file")
@@ -253,7 +240,7 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _read_pillow(src: Path, fmt: str, limit: int, *, png16: bool) -> _Decoded:
+def _read_pillow(src: Path, fmt: str, limit: int, *, png16: bool) -> Decoded:
     from PIL import Image, ImageOps
 
     module, name = _PILLOW_CLASSES[fmt]
@@ -264,13 +251,13 @@ def _read_pillow(src: Path, fmt: str, limit: int, *, png16: bool) -> _Decoded:
     try:
         with warnings.catch_warnings(), opener(src) as im:  # the plugin class parses the header only
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size passed our own check
-            _check_pixels(src, im.width, im.height, limit)
+            check_pixels(src, im.width, im.height, limit)
             im.load()  # decode everything now, so truncation surfaces here
             icc = im.info.get("icc_profile") or None
             if png16:
-                orientation = im.getexif().get(_ORIENTATION_TAG, 1)
-                pixels = _key_to_alpha(*_read_png16(src))
-                return _Decoded(_orient(pixels, orientation), pixels.shape[2] in (2, 4), icc)
+                orientation = im.getexif().get(ORIENTATION_TAG, 1)
+                pixels = key_to_alpha(*read_png16(src))
+                return Decoded(orient(pixels, orientation), pixels.shape[2] in (2, 4), icc)
             return _pillow_pixels(ImageOps.exif_transpose(im), src, icc)
     except DataError:
         raise
@@ -281,7 +268,7 @@ def _read_pillow(src: Path, fmt: str, limit: int, *, png16: bool) -> _Decoded:
         raise DataError(f"{src}: cannot decode {fmt} image ({type(err).__name__}: {err})") from err
 
 
-def _pillow_pixels(im, src: Path, icc: bytes | None) -> _Decoded:  # im: PIL.Image.Image
+def _pillow_pixels(im, src: Path, icc: bytes | None) -> Decoded:  # im: PIL.Image.Image
     mode = im.mode
     key = im.info.get("transparency") if mode in ("L", "RGB", *_GRAY16_MODES) else None
     if mode == "1":
@@ -299,87 +286,8 @@ def _pillow_pixels(im, src: Path, icc: bytes | None) -> _Decoded:  # im: PIL.Ima
         if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 65535:
             raise DataError(f"{src}: integer samples outside the 16-bit range; convert to 8 or 16 bit")
         pixels = pixels.astype(np.uint16)
-    pixels = _key_to_alpha(pixels if pixels.ndim == 3 else pixels[..., None], key)
-    return _Decoded(pixels, pixels.shape[2] in (2, 4), icc)
-
-
-def _read_png16(src: Path) -> tuple[np.ndarray, object]:
-    """16-bit PNG samples [H, W, planes] as uint16 (tRNS key returned apart), via pypng."""
-    import png
-
-    with open(src, "rb") as f:
-        width, height, rows, info = png.Reader(file=f).read()
-        pixels = np.stack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return pixels.reshape(height, width, info["planes"]), info.get("transparent")
-
-
-def _key_to_alpha(pixels: np.ndarray, key: object) -> np.ndarray:
-    """Append an alpha plane, 0 where gray/RGB ``pixels`` [H, W, 1|3] equal the tRNS color ``key``."""
-    if not isinstance(key, (int, tuple)) or pixels.shape[2] not in (1, 3):
-        return pixels
-    color = np.array(key if isinstance(key, tuple) else (key,), dtype=np.int64)
-    top = np.iinfo(pixels.dtype).max
-    if color.shape != (pixels.shape[2],) or color.min() < 0 or color.max() > top:
-        return pixels  # a key no pixel can match: everything is opaque
-    opaque = (pixels != color.astype(pixels.dtype)).any(axis=2, keepdims=True)
-    return np.concatenate([pixels, opaque.astype(pixels.dtype) * top], axis=2)
-
-
-def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply EXIF/TIFF orientation (1-8) to [H, W, n] pixels, as ``ImageOps.exif_transpose``."""
-    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
-    op = ops.get(int(orientation))
-    return pixels if op is None else np.ascontiguousarray(op(pixels))
-
-
-def _read_tiff(src: Path, limit: int) -> _Decoded | None:
-    """Decode a TIFF that Pillow cannot decode exactly; ``None`` if Pillow can."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(src) as tif:
-            page = tif.pages[0]
-            _check_pixels(src, page.imagewidth, page.imagelength, limit)
-            end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
-            if end > src.stat().st_size:
-                raise DataError(f"{src}: truncated TIFF (pixel data ends after the end of the file)")
-            bits, spp = page.bitspersample, page.samplesperpixel
-            sampleformat, photometric = int(page.sampleformat), int(page.photometric)
-            if sampleformat == 1 and (bits <= 8 or (bits == 16 and spp == 1 and photometric == 1)):
-                return None
-            color = {0: 1, 1: 1, 2: 3}.get(photometric, 0)
-            if not ((sampleformat == 1 and bits == 16) or sampleformat == 3) or not color or \
-                    spp - color not in (0, 1) or page.axes not in ("YX", "YXS", "SYX"):
-                kind = ", ".join(str(getattr(v, "name", v)) for v in (page.sampleformat, page.photometric))
-                raise DataError(f"{src}: unsupported TIFF ({spp} samples per pixel of {bits}-bit {kind}, axes "
-                                f"{page.axes}); use 8/16-bit gray or RGB, with optional alpha")
-            if page.compression not in tifffile.TIFF.DECOMPRESSORS or \
-                    (page.predictor > 1 and page.predictor not in tifffile.TIFF.UNPREDICTORS):
-                raise DataError(f"{src}: TIFF compression {getattr(page.compression, 'name', page.compression)} "
-                                f"(predictor {page.predictor}) needs the optional package imagecodecs: "
-                                f"pip install imagecodecs")
-            pixels = page.asarray()
-            orientation = page.tags[_ORIENTATION_TAG].value if _ORIENTATION_TAG in page.tags else 1
-            icc = bytes(page.tags[_ICC_TAG].value) if _ICC_TAG in page.tags else None
-            premultiplied = spp > color and tuple(map(int, page.extrasamples[:1])) == (1,)
-    except DataError:
-        raise
-    except Exception as err:  # tifffile reports bad files with many exception types
-        raise DataError(f"{src}: cannot decode TIFF image ({type(err).__name__}: {err})") from err
-    if page.axes == "SYX":
-        pixels = np.moveaxis(pixels, 0, -1)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if pixels.dtype.kind == "f":
-        pixels = pixels.astype(np.float32)
-        if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
-            raise DataError(f"{src}: floating-point samples outside [0, 1] (or not finite); "
-                            f"rescale to [0, 1] or save as 8/16-bit integers")
-    if photometric == 0:  # min-is-white gray
-        pixels[..., 0] = (1 if pixels.dtype.kind == "f" else 65535) - pixels[..., 0]
-    return _Decoded(_orient(pixels, orientation), spp > color, icc, premultiplied)
+    pixels = key_to_alpha(pixels if pixels.ndim == 3 else pixels[..., None], key)
+    return Decoded(pixels, pixels.shape[2] in (2, 4), icc)
 
 
 # -- writing ------------------------------------------------------------------------
@@ -423,14 +331,9 @@ def _quantize(x: Tensor, alpha: Tensor | None, bit_depth: int) -> np.ndarray:
 def _encode(dst: Path, pixels: np.ndarray, fmt: str, *, has_alpha: bool, bit_depth: int, icc: bytes | None) -> None:
     n = pixels.shape[2]
     if fmt == "TIFF":
-        import tifffile
-
-        tifffile.imwrite(dst, pixels if n > 1 else pixels[..., 0], photometric="rgb" if n >= 3 else "minisblack",
-                         planarconfig="contig" if n > 1 else None, extrasamples=(2,) if has_alpha else None,
-                         compression="zlib", predictor=True, metadata=None,
-                         **({"iccprofile": icc} if icc else {}))
+        write_tiff(dst, pixels, has_alpha=has_alpha, icc=icc)
     elif fmt == "PNG" and bit_depth == 16 and n > 1:
-        _write_png16(dst, pixels, icc)
+        write_png16(dst, pixels, icc)
     else:
         from PIL import Image
 
@@ -443,16 +346,3 @@ def _encode(dst: Path, pixels: np.ndarray, fmt: str, *, has_alpha: bool, bit_dep
         im.save(dst, format=fmt, **options)  # explicit format: the temp name's suffix is not trusted
 
 
-def _write_png16(dst: Path, pixels: np.ndarray, icc: bytes | None) -> None:
-    """16-bit gray+alpha / RGB / RGBA PNG via pypng (Pillow cannot write these)."""
-    import png
-
-    h, w, n = pixels.shape
-    buf = io.BytesIO()
-    png.Writer(w, h, greyscale=n < 3, alpha=n in (2, 4), bitdepth=16).write(buf, pixels.reshape(h, w * n))
-    data = buf.getvalue()
-    if icc:  # pypng cannot write iCCP: insert it after the signature (8 bytes) and IHDR (25 bytes)
-        body = b"ICC profile\x00\x00" + zlib.compress(icc)
-        chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
-        data = data[:33] + chunk + data[33:]
-    dst.write_bytes(data)

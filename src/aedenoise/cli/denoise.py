@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 def _setup(args: argparse.Namespace):
     from aedenoise.distributed import resolve_device
     from aedenoise.errors import ConfigError
-    from aedenoise.inference import default_model_for, expand_inputs, load_denoiser, output_is_file, plan_jobs
+    from aedenoise.batch import expand_inputs, output_is_file, plan_jobs
+    from aedenoise.inference import default_model_for, load_denoiser
     from aedenoise.tiling import tile_geometry
 
     device = resolve_device(args.device)
@@ -118,7 +119,7 @@ def _setup(args: argparse.Namespace):
 
 
 def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
-    from aedenoise.inference import FileResult, run_jobs
+    from aedenoise.batch import FileResult, run_jobs
 
     def report(r: FileResult) -> None:
         if r.status == "written":

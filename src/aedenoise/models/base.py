@@ -22,12 +22,15 @@ class Denoiser(nn.Module):
     * ``size_multiple``: ``H`` and ``W`` must be multiples of it (tiling pads).
     * ``uses_sigma``: whether ``forward`` reads ``sigma``.
     * ``receptive_field``: pixels of context each output needs (tiling overlap).
+    * ``any_channels``: ``forward`` takes gray (1) and RGB (3) images alike, whatever
+      ``in_channels`` says (the classical filters); callers then adapt nothing.
     """
 
     in_channels: int = 1
     size_multiple: int = 1
     uses_sigma: bool = False
     receptive_field: int = 16
+    any_channels: bool = False
 
     def __init__(self) -> None:
         super().__init__()
