@@ -53,8 +53,8 @@ def markdown_tables(result: BenchmarkResult) -> str:
                  f"device {result.protocol['device']})", "",
                  "| method | seconds / megapixel | images | megapixels |", "|---|---|---|---|"]
         for t in timing:
-            n = sum(1 for r in result.rows if r.method == t["method"])
-            lines.append(f"| {t['method']} | {t['seconds_per_megapixel']:.3g} | {n} | {t['megapixels']:.2f} |")
+            name = t["method"] if not t.get("weights") or t["weights"] == t["method"] else f"{t['method']} ({t['weights']})"
+            lines.append(f"| {name} | {t['seconds_per_megapixel']:.3g} | {t['n_images']} | {t['megapixels']:.2f} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
