@@ -4,14 +4,19 @@ Reads on one screen: build data, model and optimizer; resume if asked; for each
 epoch draw global batches, add seeded noise, step, validate, checkpoint. Rank 0
 alone writes files. A run folder holds ``config.json`` (resolved configuration),
 ``last.safetensors`` (model + optimizer, for ``--resume``), ``model.safetensors``
-(final weights), ``history.json`` (per-epoch metrics) and, for Fashion-MNIST,
-``metrics.json`` plus the report.
+(final weights) and ``history.json`` (per-epoch metrics); :func:`finish_run` adds
+``metrics.json``, the per-image ``test_scores.csv`` and the report.
+
+On the CPU the seed ``conv_ae`` trains and evaluates through its GEMM formulation
+(:mod:`aedenoise.models.conv_ae_fast`: same parameters, same function, faster).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +31,16 @@ from aedenoise.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from aedenoise.config import TrainConfig
 from aedenoise.data.sources import TrainingData, epoch_generator
 from aedenoise.distributed import Runtime, barrier, init_runtime, shutdown
-from aedenoise.errors import ConfigError
+from aedenoise.errors import AedenoiseError, ConfigError
 from aedenoise.evaluate import add_noise, denoise_batched
 from aedenoise.metrics import psnr
 from aedenoise.models import Denoiser, create_model, model_entry
+from aedenoise.models.conv_ae_fast import fast_conv_ae
 from aedenoise.noise import GaussianNoise, NoiseModel
 
 LAST = "last.safetensors"
 FINAL = "model.safetensors"
+VAL_SEED_OFFSET = 7919  # validation noise seed = config.seed + this
 
 
 @dataclass
@@ -42,6 +49,12 @@ class TrainResult:
     history: list[dict[str, float]]
     train_seconds: float
     model: Denoiser
+    device: str = "cpu"
+    threads: int = 1
+    train_images: int = 0  # per epoch
+    val_images: int = 0
+    val_noisy_psnr: float | None = None  # mean PSNR of the noisy validation inputs
+    load_average: float | None = None  # 1-minute load average when training started (other processes)
 
 
 def build_training_data(config: TrainConfig) -> TrainingData:
@@ -66,22 +79,23 @@ def build_model(config: TrainConfig, channels: int) -> Denoiser:
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    """The optimizer and, for the cosine schedule, a per-step LR scheduler (else ``None``)."""
     o = config.optim
+    params = list(model.parameters())
     if o.name == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
-    elif o.name == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    if o.schedule == "cosine":
-        floor = o.min_lr / o.lr
+        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+        try:  # the fused kernel: one call per step instead of ~10 per parameter (same update)
+            opt = cls(params, lr=o.lr, weight_decay=o.weight_decay, fused=True)
+        except RuntimeError:  # torch or device without a fused implementation
+            opt = cls(params, lr=o.lr, weight_decay=o.weight_decay)
+    if o.schedule != "cosine":
+        return opt, None
+    floor = o.min_lr / o.lr
 
-        def factor(step: int) -> float:
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-    else:
-
-        def factor(step: int) -> float:
-            return 1.0
+    def factor(step: int) -> float:
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
@@ -90,6 +104,33 @@ def noisy_batch(noise: NoiseModel, x: Tensor, g: torch.Generator) -> tuple[Tenso
     if isinstance(noise, GaussianNoise):
         return noise.apply(x, generator=g)
     return noise(x, generator=g), None
+
+
+def choose_threads(requested: int | None) -> int:
+    """CPU threads: ``requested``, else one per core left idle by other processes (at least 1).
+
+    Idle cores are the available cores minus the 1-minute load average. On a busy
+    machine two OpenMP threads spin-wait for each other at every small operation and
+    run several times slower than one (docs/benchmarks.md), hence this default.
+    """
+    if requested:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(cores, round(cores - load)))
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Create ``out`` and check that files can be written in it (one clear error if not)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise AedenoiseError(f"cannot write the run folder {out}: {err.strerror or err}; choose another --out") from None
 
 
 def _check_resumable(out_dir: Path, config: TrainConfig) -> dict[str, Any]:
@@ -113,7 +154,12 @@ def train(
     progress: bool = True,
     data: TrainingData | None = None,
 ) -> TrainResult:
-    """Train ``config`` into ``out_dir``; returns the history and the trained model (on the CPU)."""
+    """Train ``config`` into ``out_dir``; returns the history and the trained model (on the CPU).
+
+    ``resume=True`` continues from the last completed epoch in ``out_dir`` (same
+    configuration, ``epochs`` may grow) and ends with the weights an uninterrupted run
+    would have. ``data`` replaces the configured data (tests, custom sets).
+    """
     out = Path(out_dir)
     rt = init_runtime(config.device)
     try:
@@ -125,8 +171,11 @@ def train(
 def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progress: bool, data: TrainingData | None) -> TrainResult:
     if (out / LAST).exists() and not resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    if rt.is_main:
+        prepare_out_dir(out)
+    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if config.threads or rt.device.type == "cpu":
+        torch.set_num_threads(choose_threads(config.threads))
     if rt.distributed and config.batch_size % rt.world_size:
         raise ConfigError(f"batch size {config.batch_size} is not divisible by the {rt.world_size} processes")
     torch.manual_seed(config.seed)
@@ -144,20 +193,31 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
         if ckpt.optimizer_state is not None:
             opt.load_state_dict(ckpt.optimizer_state)
         start_epoch, history = int(meta["epoch"]), list(meta["history"])
-        sched.last_epoch = start_epoch * steps_per_epoch - 1
-        sched.step()
+        if sched is not None:
+            sched.last_epoch = start_epoch * steps_per_epoch - 1
+            sched.step()
     if rt.is_main:
-        out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {"aedenoise": __version__, "world_size": rt.world_size, **config.to_json_dict()})
 
     noise = config.noise.build()
-    net: nn.Module = model
+    greedy = list(read_metadata(out / LAST).get("greedy", [])) if start_epoch else []
+    if config.greedy_epochs_per_stage and start_epoch == 0:  # layer-wise pretraining, fresh runs only
+        from aedenoise.greedy import greedy_pretrain
+
+        greedy = greedy_pretrain(
+            model, data, noise, epochs_per_stage=config.greedy_epochs_per_stage, batch_size=config.batch_size,
+            optimizer=config.optim.name, lr=config.optim.lr, weight_decay=config.optim.weight_decay, seed=config.seed,
+            loss=config.optim.loss, device=rt.device, rank=rt.rank, world_size=rt.world_size,
+            log=(lambda m: print(m, flush=True)) if rt.is_main else None,
+        )
+    net: nn.Module = fast_conv_ae(model, rt.device)  # model itself unless the CPU fast path applies
     if rt.distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     loss_fn = nn.L1Loss() if config.optim.loss == "l1" else nn.MSELoss()
-    val_y, val_sigma = add_noise(data.val_x, noise, seed=config.seed + 7919)
+    val_y, val_sigma = add_noise(data.val_x, noise, seed=config.seed + VAL_SEED_OFFSET)
+    val_noisy_psnr = float(psnr(val_y.clamp(0, 1), data.val_x).mean())
     autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=config.amp and rt.device.type == "cuda")
-    train_seconds = sum(h["seconds"] for h in history)
+    train_seconds = sum(h["seconds"] for h in history) + sum(g["seconds"] for g in greedy)
 
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
@@ -175,16 +235,20 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
+            if sched is not None:
+                sched.step()
             total += loss.detach() * x.shape[0]
             count += x.shape[0]
-        val = _validate(model, data.val_x, val_y, val_sigma, loss_fn, config, rt)
+        if rt.distributed:  # the epoch's mean loss over every rank's share
+            torch.distributed.all_reduce(total)
+            count *= rt.world_size
+        val = _validate(net if not rt.distributed else model, data.val_x, val_y, val_sigma, loss_fn, config, rt)
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         record = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1), **val, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
         history.append(record)
         if rt.is_main:
-            meta = {"epoch": epoch + 1, "history": history, "config": config.to_json_dict(), "noise": noise.describe()}
+            meta = {"epoch": epoch + 1, "history": history, "config": config.to_json_dict(), "noise": noise.describe(), "greedy": greedy}
             save_checkpoint(out / LAST, model, metadata=meta, optimizer=opt)
             write_json(out / "history.json", history)
             print(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.5f}  val loss {val['val_loss']:.5f}  "
@@ -193,13 +257,72 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
 
     if rt.is_main:
         meta = {"epoch": config.epochs, "history": history, "config": config.to_json_dict(), "noise": noise.describe(),
-                "data": config.data.kind, "train_seconds": train_seconds}
+                "data": config.data.kind, "train_seconds": train_seconds, "greedy": greedy}
         save_checkpoint(out / FINAL, model, metadata=meta)
-    return TrainResult(out_dir=out, history=history, train_seconds=train_seconds, model=model.cpu())
+    return TrainResult(out_dir=out, history=history, train_seconds=train_seconds, model=model.cpu(),
+                       device=str(rt.device), threads=torch.get_num_threads(), train_images=steps_per_epoch * config.batch_size,
+                       val_images=int(data.val_x.shape[0]), val_noisy_psnr=val_noisy_psnr,
+                       load_average=load_average)
+
+
+def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
+    """Write ``metrics.json``, ``test_scores.csv`` (Fashion-MNIST) and the report of a trained run; returns the metrics.
+
+    For Fashion-MNIST the model is scored on all test images, with the noise fixed by
+    ``config.test_seed`` (the same noisy set for every model); ``metrics["test"]`` holds the
+    means. The figures need matplotlib; without it ``metrics["report_note"]`` says so.
+    """
+    from aedenoise.metrics import SSIM_VARIANT
+    from aedenoise.report.run import Examples, write_run_report
+
+    o, model = config.optim, result.model
+    metrics: dict[str, Any] = {
+        "model": {**model.arch, "parameters": sum(p.numel() for p in model.parameters())},
+        "data": config.data.kind, "data_dir": config.data.data_dir,
+        "noise": config.noise.build().describe(), "noise_config": config.noise.model_dump(mode="json"),
+        "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "test_seed": config.test_seed,
+        "optimizer": f"{o.name} lr {o.lr:g}{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
+        "device": result.device, "threads": result.threads, "torch": torch.__version__, "aedenoise": __version__,
+        "fast_path": fast_conv_ae(model, result.device) is not model,
+        "train_seconds": result.train_seconds, "load_average": result.load_average, "train_images": result.train_images, "val_images": result.val_images,
+        "val_noisy_psnr": result.val_noisy_psnr, "ssim_variant": SSIM_VARIANT, "history": result.history,
+    }
+    examples = None
+    if config.data.kind == "fashion_mnist":
+        from aedenoise.data.fashion_mnist import FashionMNIST, load_fashion_mnist
+        from aedenoise.evaluate import evaluate_images
+
+        fm = load_fashion_mnist(data_dir=config.data.data_dir)
+        ev = evaluate_images(model.to(result.device), fm.test_x, config.noise.build(), seed=config.test_seed,
+                             batch_size=config.eval_batch_size, device=result.device)
+        model.cpu()
+        n = fm.test_x.shape[0]
+        metrics["test"] = {"images": n, **ev.scores.means(), "seconds": ev.seconds, "images_per_s": n / ev.seconds,
+                           "batch_size": config.eval_batch_size}
+        labels = fm.test_labels.tolist()
+        metrics["grid_indices"] = [labels.index(k) for k in range(len(FashionMNIST.CLASSES)) if k in labels]
+        _write_scores(result.out_dir / "test_scores.csv", ev.scores, [FashionMNIST.CLASSES[k] for k in labels])
+        idx = metrics["grid_indices"]
+        examples = Examples(clean=fm.test_x[idx], noisy=ev.y[idx], denoised=ev.x_hat[idx],
+                            captions=[FashionMNIST.CLASSES[labels[i]] for i in idx])
+    write_json(result.out_dir / "metrics.json", metrics)
+    note = write_run_report(result.out_dir, metrics, examples)
+    if note:
+        metrics["report_note"] = note
+    return metrics
+
+
+def _write_scores(path: Path, scores: Any, classes: list[str]) -> None:
+    from aedenoise.atomic import write_text
+
+    lines = ["index,class,psnr,ssim,noisy_psnr,noisy_ssim"]
+    for i, row in enumerate(zip(scores.psnr.tolist(), scores.ssim.tolist(), scores.noisy_psnr.tolist(), scores.noisy_ssim.tolist())):
+        lines.append(f"{i},{classes[i]}," + ",".join(f"{v:.6f}" for v in row))
+    write_text(path, "\n".join(lines) + "\n")
 
 
 @torch.inference_mode()
-def _validate(model: Denoiser, x: Tensor, y: Tensor, sigma: Tensor | None, loss_fn: nn.Module, config: TrainConfig, rt: Runtime) -> dict[str, float]:
+def _validate(model: nn.Module, x: Tensor, y: Tensor, sigma: Tensor | None, loss_fn: nn.Module, config: TrainConfig, rt: Runtime) -> dict[str, float]:
     x_hat = denoise_batched(model, y, sigma, batch_size=config.eval_batch_size, device=rt.device)
     return {"val_loss": float(loss_fn(x_hat, x)), "val_psnr": float(psnr(x_hat, x).mean())}
 

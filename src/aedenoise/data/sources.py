@@ -49,6 +49,8 @@ class TensorData:
     def epoch_batches(
         self, epoch: int, batch_size: int, *, seed: int, drop_last: bool, device: torch.device
     ) -> Iterator[Tensor]:
+        """Consecutive slices of the set shuffled once for the epoch (one gather, not one per batch)."""
         order = torch.randperm(self.train_x.shape[0], generator=epoch_generator(seed, epoch))
+        shuffled = self.train_x[order].to(device, non_blocking=True)
         for i in range(self.batches_per_epoch(batch_size, drop_last=drop_last)):
-            yield self.train_x[order[i * batch_size : (i + 1) * batch_size]].to(device, non_blocking=True)
+            yield shuffled[i * batch_size : (i + 1) * batch_size]
