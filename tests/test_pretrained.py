@@ -42,6 +42,8 @@ GOLDEN_PIXELS = (0, 97, 211, 390, 555, 783)
 GOLDEN: dict[str, dict[str, object]] = {
     "fmnist-best": {"mean": 0.466089, "std": 0.195904, "pixels": [0.099897, 0.333634, 0.735582, 0.434317, 0.481066, 0.224959]},
     "fmnist-seed": {"mean": 0.459643, "std": 0.231689, "pixels": [0.061991, 0.36407, 0.758686, 0.440904, 0.475179, 0.292357]},
+    "gray-blind": {"mean": 0.469405, "std": 0.217202, "pixels": [0.191733, 0.31301, 0.276773, 0.255175, 0.343823, 0.274747]},
+    "color-blind": {"mean": 0.469098, "std": 0.216484, "pixels": [0.194371, 0.321938, 0.278562, 0.25375, 0.341749, 0.274433]},
 }
 
 
@@ -242,3 +244,25 @@ if __name__ == "__main__":  # print golden values to paste into GOLDEN
     torch.set_num_threads(1)
     for arg in sys.argv[1:] or NAMES:
         print(f"    {arg!r}: {golden_values(load_pretrained(arg), pretrained_weights(arg).task)!r},")
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.parametrize(("name", "image", "floor"), [("gray-blind", "Set12/05.png", 8.0), ("color-blind", "CBSD68/101085.png", 6.5)])
+def test_photo_weights_on_a_benchmark_image(name: str, image: str, floor: float) -> None:
+    """Quality floor under the benchmark protocol (sigma 25, seeded noise, 8-bit output) on one real image."""
+    from aedenoise.harness import noisy_image, quantize_8bit
+    from aedenoise.io import read_image
+
+    if name not in list_pretrained():
+        pytest.skip(f"{name} is not shipped")
+    path = SHARED_DATA / image
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    x = read_image(path).data[:, :160, :160]
+    y = noisy_image(x, 25.0, dataset=image.split("/")[0], image=path.name)
+    x, y = x.reshape(1, *x.shape[-3:]), y.reshape(1, *x.shape[-3:])
+    x_hat = quantize_8bit(load_pretrained(name)(y, 25 / 255).clamp(0, 1))
+    gain = float(psnr(x_hat, x) - psnr(y.clamp(0, 1), x))
+    assert gain >= floor, f"{name}: only +{gain:.2f} dB over the noisy input"

@@ -34,6 +34,9 @@ from aedenoise.models.base import Denoiser
 
 DEFAULT_TILE = 256
 """Default tile side in pixels (raised to ``6 * overlap`` for models with a wide receptive field)."""
+MAX_DEFAULT_TILE = 1024
+"""Cap of the default tile side: a 1024x1024 tile keeps peak memory of the shipped U-Nets on a
+24-megapixel RGB image under 2 GB (benchmarks/tiling_memory.py)."""
 BATCH_PIXELS = 512 * 512
 """Default batch: as many tiles as hold about this many pixels (at least one)."""
 
@@ -55,9 +58,11 @@ def default_overlap(model: Denoiser) -> int:
 
 def default_tile(model: Denoiser, overlap: int | None = None) -> int:
     """Tile side used when none is given: :data:`DEFAULT_TILE`, or ``6 * overlap`` if larger
-    (so overlapping costs at most ``(6/5)**2 = 1.44`` times the work of one pass)."""
+    (so overlapping costs at most ``(6/5)**2 = 1.44`` times the work of one pass), but at most
+    :data:`MAX_DEFAULT_TILE` (memory) unless the overlap needs more."""
     overlap = default_overlap(model) if overlap is None else overlap
-    return _round_up(max(DEFAULT_TILE, 6 * overlap), _multiple(model))
+    side = min(max(DEFAULT_TILE, 6 * overlap), max(MAX_DEFAULT_TILE, 2 * overlap))
+    return _round_up(side, _multiple(model))
 
 
 def tile_geometry(model: Denoiser, *, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
