@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m aedenoise train --preset fmnist-seed --out $(RUN)
+	$(PY) -m aedenoise train --preset fmnist-seed --out $(RUN) --resume  # reruns continue or reuse the run
 	@echo "Report: $(RUN)/report.md"
 
 test: setup
