@@ -16,14 +16,6 @@ from aedenoise.models import create_model
 from aedenoise.tiling import denoise_whole
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _scaled(model):
     """Weights scaled up so the output visibly depends on the input (a fresh model is ~constant)."""
     with torch.no_grad():

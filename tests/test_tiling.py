@@ -11,14 +11,6 @@ from aedenoise.models import Denoiser, create_model
 from aedenoise.tiling import axis_weights, denoise_tiled, denoise_whole, tile_geometry, tile_starts
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _conv_ae(channels: int) -> Denoiser:
     """The seed model with weights scaled up so that its output depends strongly on its input
     (a fresh one is nearly constant), which makes edge effects of wrong tiling visible."""
