@@ -91,7 +91,9 @@ def train_stage(
         raise ValueError(f"stage must be in 0..{len(model.encoders) - 1} (got {stage})")
     freeze_all_but(model, stage)
     params = stage_parameters(model, stage)
-    opt = _optimizer(optimizer, params, lr=lr, weight_decay=weight_decay)
+    from aedenoise.train import make_optimizer  # train.py imports this module lazily
+
+    opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay)
     loss_fn = nn.L1Loss() if loss == "l1" else nn.MSELoss()
     distributed = world_size > 1
     stage_seed = seed + PRETRAIN_SEED_OFFSET * (stage + 1)
@@ -155,16 +157,6 @@ def greedy_pretrain(
     finally:
         freeze_all_but(model, None)
     return records
-
-
-def _optimizer(name: str, params: list[nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ConfigError(f"unknown optimizer {name!r}; use adam, adamw or sgd")
 
 
 def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:

@@ -78,18 +78,23 @@ def build_model(config: TrainConfig, channels: int) -> Denoiser:
     return create_model(config.model.name, **args)
 
 
+def make_optimizer(name: str, params: list[nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``adam``, ``adamw`` (fused kernels where available) or ``sgd`` (momentum 0.9) over ``params``."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name not in ("adam", "adamw"):
+        raise ConfigError(f"unknown optimizer {name!r}; use adam, adamw or sgd")
+    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    try:  # the fused kernel: one call per step instead of ~10 per parameter (same update)
+        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:  # torch or device without a fused implementation
+        return cls(params, lr=lr, weight_decay=weight_decay)
+
+
 def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
     """The optimizer and, for the cosine schedule, a per-step LR scheduler (else ``None``)."""
     o = config.optim
-    params = list(model.parameters())
-    if o.name == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
-    else:
-        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        try:  # the fused kernel: one call per step instead of ~10 per parameter (same update)
-            opt = cls(params, lr=o.lr, weight_decay=o.weight_decay, fused=True)
-        except RuntimeError:  # torch or device without a fused implementation
-            opt = cls(params, lr=o.lr, weight_decay=o.weight_decay)
+    opt = make_optimizer(o.name, list(model.parameters()), lr=o.lr, weight_decay=o.weight_decay)
     if o.schedule != "cosine":
         return opt, None
     floor = o.min_lr / o.lr
