@@ -111,3 +111,19 @@ def test_choose_threads_leaves_busy_cores_alone(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     assert choose_threads(None) == threads
     assert choose_threads(2) == 2
+
+
+def test_init_weights_starts_from_a_checkpoint_and_refuses_another_architecture(tmp_path: Path, data: TensorData) -> None:
+    first = train(validate_config({**CONFIG, "epochs": 1}), tmp_path / "a", progress=False, data=data)
+    ckpt = str(tmp_path / "a" / "model.safetensors")
+    # A vanishing learning rate: the fine-tuned weights stay the checkpoint's, not a fresh init's.
+    tuned = train(validate_config({**CONFIG, "epochs": 1, "seed": 5, "init_weights": ckpt, "optim": {"lr": 1e-9}}),
+                  tmp_path / "b", progress=False, data=data)
+    a, b = _weights(first.model), _weights(tuned.model)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["init_weights"] == ckpt
+    other = validate_config({**CONFIG, "epochs": 1, "init_weights": ckpt, "model": {"name": "res_ae", "args": {"width": 8, "blocks": 1}}})
+    with pytest.raises(ConfigError, match="init_weights .*model.safetensors: architecture .*does not match"):
+        train(other, tmp_path / "c", progress=False, data=data)
+    with pytest.raises(AedenoiseError, match="missing.safetensors: no such checkpoint file"):
+        train(validate_config({**CONFIG, "init_weights": str(tmp_path / "missing.safetensors")}), tmp_path / "d", progress=False, data=data)

@@ -95,6 +95,7 @@ class TrainConfig(_Strict):
     amp: bool = Field(False, description="bfloat16 autocast on CUDA")
     eval_batch_size: int = Field(1000, ge=1)
     test_seed: int = Field(1234, description="seed of the fixed test-set noise (same for every model)")
+    init_weights: str | None = Field(None, description="start from these weights (a checkpoint file with the same architecture) instead of a random init; fine-tuning")
     greedy_epochs_per_stage: int = Field(0, ge=0, description="greedy layer-wise pretraining epochs per stage before end-to-end training (0 = none; stacked models)")
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -105,6 +105,15 @@ def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load the weights of checkpoint ``path`` into ``model``; the architectures must match exactly."""
+    ckpt = load_checkpoint(path, map_location="cpu")
+    mine, theirs = getattr(model, "arch", None), ckpt.model.arch
+    if mine != theirs:
+        raise ConfigError(f"init_weights {path}: architecture {theirs} does not match the configured model {mine}")
+    model.load_state_dict(ckpt.model.state_dict())  # copies into the model's own tensors (any device)
+
+
 def noisy_batch(noise: NoiseModel, x: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor | None]:
     if isinstance(noise, GaussianNoise):
         return noise.apply(x, generator=g)
@@ -201,6 +210,8 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
         if sched is not None:
             sched.last_epoch = start_epoch * steps_per_epoch - 1
             sched.step()
+    if config.init_weights and start_epoch == 0:
+        init_from_checkpoint(model, config.init_weights)
     if rt.is_main:
         write_json(out / "config.json", {"aedenoise": __version__, "world_size": rt.world_size, **config.to_json_dict()})
 
