@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from aedenoise.data.sources import TrainingData, epoch_generator
 from aedenoise.errors import ConfigError
-from aedenoise.noise import GaussianNoise, NoiseModel
+from aedenoise.noise import NoiseModel
 
 #: Seed offset of the pretraining batches/noise, so they differ from the fine-tuning epochs'.
 PRETRAIN_SEED_OFFSET = 7_777_777
@@ -91,7 +91,7 @@ def train_stage(
         raise ValueError(f"stage must be in 0..{len(model.encoders) - 1} (got {stage})")
     freeze_all_but(model, stage)
     params = stage_parameters(model, stage)
-    from aedenoise.train import make_optimizer  # train.py imports this module lazily
+    from aedenoise.train import make_optimizer, noisy_batch  # train.py imports this module lazily
 
     opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay)
     loss_fn = nn.L1Loss() if loss == "l1" else nn.MSELoss()
@@ -104,7 +104,7 @@ def train_stage(
         g = epoch_generator(stage_seed, epoch, device)
         total, count = torch.zeros((), device=device), 0
         for x in data.epoch_batches(epoch, batch_size, seed=stage_seed, drop_last=distributed, device=torch.device(device)):
-            y = noise.apply(x, generator=g)[0] if isinstance(noise, GaussianNoise) else noise(x, generator=g)
+            y = noisy_batch(noise, x, g)[0]
             if distributed:
                 x, y = x.chunk(world_size)[rank], y.chunk(world_size)[rank]
             value = stage_loss(model, stage, x, y, loss_fn)
