@@ -9,13 +9,13 @@ from aedenoise.models import create_model
 from aedenoise.models.conv_ae_fast import FastConvAE, fast_conv_ae
 
 
-def _pair(channels: int, dtype: torch.dtype, seed: int = 0):
+def _pair(channels: int, dtype: torch.dtype, seed: int = 0, native: bool = True):
     torch.manual_seed(seed)
     model = create_model("conv_ae", in_channels=channels).to(dtype)
     with torch.no_grad():  # non-default weights, so that no ReLU is silently dead everywhere
         for p in model.parameters():
             p.normal_(0, 0.3)
-    return model, fast_conv_ae(model)
+    return model, fast_conv_ae(model, native=native)
 
 
 @pytest.mark.parametrize(("channels", "h", "w"), [(1, 28, 28), (3, 16, 20), (1, 8, 12), (1, 4, 4)])
@@ -34,8 +34,9 @@ def test_same_outputs_and_gradients_float64(channels: int, h: int, w: int) -> No
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-14)
 
 
-def test_float32_training_steps_track_the_nn_layers() -> None:
-    model, fast = _pair(1, torch.float32, seed=3)
+@pytest.mark.parametrize("native", [True, False])  # compiled kernel (where a compiler is), matrix products
+def test_float32_training_steps_track_the_nn_layers(native: bool) -> None:
+    model, fast = _pair(1, torch.float32, seed=3, native=native)
     twin = create_model("conv_ae")
     twin.load_state_dict(model.state_dict())
     # SGD: Adam's normalisation would blow float rounding in near-zero gradients up to lr-sized steps.

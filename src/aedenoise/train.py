@@ -35,7 +35,7 @@ from aedenoise.errors import AedenoiseError, ConfigError
 from aedenoise.evaluate import add_noise, denoise_batched
 from aedenoise.metrics import psnr
 from aedenoise.models import Denoiser, create_model, model_entry
-from aedenoise.models.conv_ae_fast import fast_conv_ae
+from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
 from aedenoise.noise import GaussianNoise, NoiseModel
 
 LAST = "last.safetensors"
@@ -55,6 +55,7 @@ class TrainResult:
     val_images: int = 0
     val_noisy_psnr: float | None = None  # mean PSNR of the noisy validation inputs
     load_average: float | None = None  # 1-minute load average when training started (other processes)
+    fast_path: str | None = None  # the seed model's CPU path: "native" (compiled kernel), "parity", or None (nn layers)
 
 
 def build_training_data(config: TrainConfig) -> TrainingData:
@@ -235,41 +236,42 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=config.amp and rt.device.type == "cuda")
     train_seconds = sum(h["seconds"] for h in history) + sum(g["seconds"] for g in greedy)
 
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        net.train()
-        g = epoch_generator(config.seed, epoch, rt.device)
-        total, count = torch.zeros((), device=rt.device), 0
-        batches = data.epoch_batches(epoch, config.batch_size, seed=config.seed, drop_last=drop_last, device=rt.device)
-        for x in _progress(batches, steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress and rt.is_main):
-            y, sigma = noisy_batch(noise, x, g)
-            if rt.distributed:  # same global batch everywhere, keep this rank's share
-                x, y = x.chunk(rt.world_size)[rt.rank], y.chunk(rt.world_size)[rt.rank]
-                sigma = None if sigma is None else sigma.chunk(rt.world_size)[rt.rank]
-            with autocast:
-                loss = loss_fn(net(y, sigma).float(), x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total += loss.detach() * x.shape[0]
-            count += x.shape[0]
-        if rt.distributed:  # the epoch's mean loss over every rank's share
-            torch.distributed.all_reduce(total)
-            count *= rt.world_size
-        val = _validate(net if not rt.distributed else model, data.val_x, val_y, val_sigma, loss_fn, config, rt)
-        seconds = time.perf_counter() - t0
-        train_seconds += seconds
-        record = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1), **val, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
-        history.append(record)
-        if rt.is_main:
-            meta = {"epoch": epoch + 1, "history": history, "config": config.to_json_dict(), "noise": noise.describe(), "greedy": greedy}
-            save_checkpoint(out / LAST, model, metadata=meta, optimizer=opt)
-            write_json(out / "history.json", history)
-            print(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.5f}  val loss {val['val_loss']:.5f}  "
-                  f"val PSNR {val['val_psnr']:.2f} dB  {seconds:.1f} s", flush=True)
-        barrier(rt)
+    with kernel_threads(net):  # torch itself on one thread while the compiled kernel runs its own
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            net.train()
+            g = epoch_generator(config.seed, epoch, rt.device)
+            total, count = torch.zeros((), device=rt.device), 0
+            batches = data.epoch_batches(epoch, config.batch_size, seed=config.seed, drop_last=drop_last, device=rt.device)
+            for x in _progress(batches, steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress and rt.is_main):
+                y, sigma = noisy_batch(noise, x, g)
+                if rt.distributed:  # same global batch everywhere, keep this rank's share
+                    x, y = x.chunk(rt.world_size)[rt.rank], y.chunk(rt.world_size)[rt.rank]
+                    sigma = None if sigma is None else sigma.chunk(rt.world_size)[rt.rank]
+                with autocast:
+                    loss = loss_fn(net(y, sigma).float(), x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                total += loss.detach() * x.shape[0]
+                count += x.shape[0]
+            if rt.distributed:  # the epoch's mean loss over every rank's share
+                torch.distributed.all_reduce(total)
+                count *= rt.world_size
+            val = _validate(net if not rt.distributed else model, data.val_x, val_y, val_sigma, loss_fn, config, rt)
+            seconds = time.perf_counter() - t0
+            train_seconds += seconds
+            record = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1), **val, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
+            history.append(record)
+            if rt.is_main:
+                meta = {"epoch": epoch + 1, "history": history, "config": config.to_json_dict(), "noise": noise.describe(), "greedy": greedy}
+                save_checkpoint(out / LAST, model, metadata=meta, optimizer=opt)
+                write_json(out / "history.json", history)
+                print(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.5f}  val loss {val['val_loss']:.5f}  "
+                      f"val PSNR {val['val_psnr']:.2f} dB  {seconds:.1f} s", flush=True)
+            barrier(rt)
 
     if rt.is_main:
         meta = {"epoch": config.epochs, "history": history, "config": config.to_json_dict(), "noise": noise.describe(),
@@ -278,7 +280,7 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     return TrainResult(out_dir=out, history=history, train_seconds=train_seconds, model=model.cpu(),
                        device=str(rt.device), threads=torch.get_num_threads(), train_images=steps_per_epoch * config.batch_size,
                        val_images=int(data.val_x.shape[0]), val_noisy_psnr=val_noisy_psnr,
-                       load_average=load_average)
+                       load_average=load_average, fast_path=getattr(net, "path", None))
 
 
 def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
@@ -299,7 +301,7 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "test_seed": config.test_seed,
         "optimizer": f"{o.name} lr {o.lr:g}{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
         "device": result.device, "threads": result.threads, "torch": torch.__version__, "aedenoise": __version__,
-        "fast_path": fast_conv_ae(model, result.device) is not model,
+        "fast_path": result.fast_path,
         "train_seconds": result.train_seconds, "load_average": result.load_average, "train_images": result.train_images, "val_images": result.val_images,
         "val_noisy_psnr": result.val_noisy_psnr, "ssim_variant": SSIM_VARIANT, "history": result.history,
     }

@@ -38,5 +38,22 @@ class ConvAE(Denoiser):
             nn.Sigmoid(),
         )
 
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He (Kaiming) normal weights for the ReLU layers, zero biases.
+
+        torch's default (uniform, scaled for a = sqrt(5)) starts the ReLUs with too small
+        a signal: over seeds 0-2 of the ``fmnist-seed`` preset it scored 21.85 / 21.92 /
+        22.06 dB against 22.15 / 21.94 / 22.14 with this init (Keras' Glorot-uniform:
+        21.36 at seed 0; docs/benchmarks.md). Transposed convolutions use their
+        ``fan_out`` mode, which for their weight layout is the inputs per output.
+        """
+        for layer in self.modules():
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                mode = "fan_out" if isinstance(layer, nn.ConvTranspose2d) else "fan_in"
+                nn.init.kaiming_normal_(layer.weight, mode=mode, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
+
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         return self.decoder(self.encoder(y))

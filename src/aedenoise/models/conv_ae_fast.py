@@ -25,13 +25,15 @@ the weight gradients scattered back through the same tables. Inputs ``y`` are
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
 from aedenoise.models.conv_ae import ConvAE
+from aedenoise.models.conv_ae_native import NativeConvAEFunction, NativeLibrary, native_applies, native_library
 
 _pad = torch.constant_pad_nd
 _relu_grad = torch.ops.aten.threshold_backward  # (g, a, 0): g where a > 0, else 0
@@ -252,26 +254,72 @@ class ConvAEFunction(torch.autograd.Function):
 
 
 class FastConvAE(nn.Module):
-    """Runs a :class:`ConvAE` (sharing its parameters) through :class:`ConvAEFunction`.
+    """Runs a :class:`ConvAE` (sharing its parameters) on the CPU's fastest path.
 
-    Falls back to the plain layers for inputs it does not handle (sizes that are not
-    multiples of 4, dtypes other than float32/float64).
+    float32 batches go through the compiled kernel
+    (:mod:`aedenoise.models.conv_ae_native`, ``torch.get_num_threads()`` threads) where
+    a C++ compiler is available, else through :class:`ConvAEFunction`; float64 through
+    :class:`ConvAEFunction`. Inputs neither handles (sizes that are not multiples of
+    4, other dtypes) run through the plain layers. ``native=False`` never uses the kernel.
     """
 
-    def __init__(self, model: ConvAE) -> None:
+    def __init__(self, model: ConvAE, *, native: bool = True, threads: int | None = None) -> None:
         super().__init__()
         self.model = model
+        self.native = native
+        self.threads = threads  # the kernel's threads (None: torch.get_num_threads())
+
+    @property
+    def path(self) -> str:
+        """``"native"`` (compiled kernel) or ``"parity"`` (matrix products) for float32 batches."""
+        return "native" if self._library() is not None else "parity"
+
+    def _library(self) -> NativeLibrary | None:
+        if not self.native:
+            return None
+        e, d = self.model.encoder, self.model.decoder
+        return native_library((self.model.in_channels, e[0].out_channels, e[2].out_channels, d[0].out_channels,
+                               d[2].out_channels))
 
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         if y.ndim != 4 or y.shape[-2] % 4 or y.shape[-1] % 4 or y.dtype not in (torch.float32, torch.float64):
             return self.model(y, sigma)
         e, d = self.model.encoder, self.model.decoder
-        return ConvAEFunction.apply(y, e[0].weight, e[0].bias, e[2].weight, e[2].bias, d[0].weight, d[0].bias,
-                                    d[2].weight, d[2].bias, d[4].weight, d[4].bias)
+        params = (e[0].weight, e[0].bias, e[2].weight, e[2].bias, d[0].weight, d[0].bias,
+                  d[2].weight, d[2].bias, d[4].weight, d[4].bias)
+        if native_applies(y) and not y.requires_grad and all(p.dtype == torch.float32 for p in params):
+            lib = self._library()
+            if lib is not None:
+                threads = max(1, min(self.threads or torch.get_num_threads(), 64, y.shape[0]))
+                return NativeConvAEFunction.apply(lib, threads, y, *params)
+        return ConvAEFunction.apply(y, *params)
 
 
-def fast_conv_ae(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+@contextlib.contextmanager
+def kernel_threads(net: nn.Module) -> Iterator[None]:
+    """Within: a :class:`FastConvAE` on the compiled kernel runs ``torch.get_num_threads()``
+    kernel threads, and torch itself one thread.
+
+    Between kernel calls torch runs only small operations (noise, loss, Adam); with
+    several OpenMP threads their idle threads spin and take the cores from the kernel's
+    threads (a training step: 2.5 instead of 2.1 ms on two cores). Restored on exit.
+    Other modules: no change.
+    """
+    if not isinstance(net, FastConvAE) or net.path != "native" or torch.get_num_threads() == 1:
+        yield
+        return
+    threads, before = torch.get_num_threads(), net.threads
+    net.threads = threads
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        net.threads = before
+
+
+def fast_conv_ae(model: nn.Module, device: torch.device | str = "cpu", *, native: bool = True) -> nn.Module:
     """``FastConvAE(model)`` for a plain ``ConvAE`` used on the CPU, else ``model`` itself."""
     if type(model) is ConvAE and torch.device(device).type == "cpu":
-        return FastConvAE(model)
+        return FastConvAE(model, native=native)
     return model

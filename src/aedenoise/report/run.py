@@ -34,6 +34,10 @@ class Examples:
     captions: list[str]
 
 
+# metrics["fast_path"]: train.TrainResult.fast_path (True: a run from before the compiled kernel existed)
+_FAST_PATHS = {"native": "compiled kernel", "parity": "matrix products", True: "yes"}
+
+
 def write_run_report(run_dir: str | Path, metrics: dict[str, Any], examples: Examples | None) -> str | None:
     """Write the figures and ``report.md`` into ``run_dir``; returns a note if figures were skipped."""
     from aedenoise.metrics import psnr
@@ -69,7 +73,7 @@ def markdown(metrics: dict[str, Any], *, drawn: list[str], note: str | None = No
         ("training", f"{_plural(metrics.get('epochs'), 'epoch')}, batch {metrics.get('batch_size')}, {metrics.get('optimizer', '?')}, "
                      f"{metrics.get('train_images', '?'):,} images/epoch, validation on {metrics.get('val_images', '?'):,}"),
         ("device", f"{metrics.get('device')} ({_plural(metrics.get('threads'), 'thread')}), torch {metrics.get('torch')}, "
-                   f"fast CPU path: {'yes' if metrics.get('fast_path') else 'no'}"),
+                   f"fast CPU path: {_FAST_PATHS.get(metrics.get('fast_path'), 'no')}"),
         ("seed", f"{metrics.get('seed')} (test noise seed {metrics.get('test_seed')})"),
     ]
     lines += [f"| {k} | {v} |" for k, v in settings] + [""]
