@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aedenoise.models import create_model
-from aedenoise.models.conv_ae_fast import FastConvAE, fast_conv_ae
+from aedenoise.models.conv_ae_fast import FastConvAE, fast_conv_ae, kernel_threads
 from aedenoise.models.conv_ae_native import NativeConvAEFunction, native_applies, native_library
 
 
@@ -107,3 +107,21 @@ def test_a_failing_compiler_warns_once_and_falls_back(monkeypatch: pytest.Monkey
         assert not list(tmp_path.rglob("*.so"))  # nothing half-written left behind
     finally:
         native_library.cache_clear()
+
+
+def test_kernel_threads_moves_the_threads_to_the_kernel_and_back() -> None:
+    _lib(1)
+    fast = fast_conv_ae(create_model("conv_ae"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with kernel_threads(fast):
+            assert torch.get_num_threads() == 1 and fast.threads == 2
+            y = torch.rand(4, 1, 8, 8)
+            torch.testing.assert_close(fast(y), fast.model(y), rtol=0, atol=2e-6)
+        assert torch.get_num_threads() == 2 and fast.threads is None
+        plain = create_model("conv_ae")
+        with kernel_threads(plain):  # not a FastConvAE: nothing changes
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
