@@ -126,9 +126,9 @@ def native_library(channels: tuple[int, int, int, int, int]) -> NativeLibrary | 
         return None
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
-        key = hashlib.sha256(b"\0".join(s.encode() if isinstance(s, str) else s for s in (
-            SOURCE.read_bytes(), *(h.read_bytes() for h in HEADERS), " ".join(FLAGS), version, platform.machine(), _cpu_signature(), repr(channels),
-        ))).hexdigest()[:16]
+        parts = (SOURCE.read_bytes(), *(h.read_bytes() for h in HEADERS), " ".join(FLAGS), version,
+                 platform.machine(), _cpu_signature(), repr(channels))
+        key = hashlib.sha256(b"\0".join(p.encode() if isinstance(p, str) else p for p in parts)).hexdigest()[:16]
         target = native_cache_dir() / f"conv_ae-{'-'.join(map(str, channels))}-{key}.so"
         if not target.exists():
             _build(channels, target, compiler)
@@ -152,6 +152,8 @@ class NativeConvAEFunction(torch.autograd.Function):
         bsz, cin, h, w = y.shape
         y = y.contiguous()
         params = tuple(p.detach().contiguous() for p in params)
+        if cin != lib.channels[0] or sum(p.numel() for p in params) != lib.num_params:
+            raise ValueError(f"kernel for channels {lib.channels} got a {cin}-channel batch or other weights")
         table = (ctypes.c_void_p * 10)(*(p.data_ptr() for p in params))
         out = y.new_empty(bsz, cin, h, w)
         save = any(ctx.needs_input_grad[3:])

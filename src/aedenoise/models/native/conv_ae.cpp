@@ -36,7 +36,7 @@
 // ---- per-image work ----
 // Quarter- and half-resolution maps a1, a2 are [C][N] (N = pad16(pixels), zero padded).
 // The decoder's maps are "bordered" planes: an (h2 + 2) x (w2 + 2) grid with a zero
-// border, stored flat from MARG floats in (PN2 floats per plane), so that a convolution
+// border, stored flat from MARG floats in (PN floats per plane), so that a convolution
 // is a sum of shifted planes over one flat index, without bounds checks. a3 (half
 // resolution) has one plane per channel. Full-resolution maps (a4, the output and their
 // gradients) are held as their four parity planes, p = 2 (row % 2) + (col % 2), each such a
@@ -455,63 +455,55 @@ static int run(Task* tasks, int n, void (*fn)(void*, int)) {
     return status;
 }
 
-static int split(Task* tasks, int threads, int B, const Shape& s, const Weights* w) {
+// Checks the size, prepares the weights, gives each thread a contiguous share of the batch
+// (task i: images B i / n to B (i + 1) / n, gradient row i) and runs fn on every share.
+static int dispatch(Task proto, int B, int H, int W, const float* const* params, int threads, void (*fn)(void*, int)) {
+    if (H % 4 || W % 4 || H < 4 || W < 4) return 2;
+    Weights w;
+    if (prepare(&w, params)) return 1;
+    proto.s = make_shape(H, W);
+    proto.wt = &w;
+    proto.status = 0;
     int n = threads < 1 ? 1 : threads;
     if (n > MAX_THREADS) n = MAX_THREADS;
     if (n > B) n = B > 0 ? B : 1;
+    Task tasks[MAX_THREADS];
     for (int i = 0; i < n; ++i) {
-        memset(&tasks[i], 0, sizeof(Task));
-        tasks[i].s = s; tasks[i].wt = w;
-        tasks[i].b0 = (int)((int64_t)B * i / n); tasks[i].b1 = (int)((int64_t)B * (i + 1) / n);
+        tasks[i] = proto;
+        tasks[i].b0 = (int)((int64_t)B * i / n);
+        tasks[i].b1 = (int)((int64_t)B * (i + 1) / n);
+        if (proto.grad) tasks[i].grad = proto.grad + (size_t)i * NPARAM;
     }
-    return n;
+    int status = run(tasks, n, fn);
+    free(w.w3t);
+    return status;
 }
 
 extern "C" {
 
 int cae_num_params(void) { return NPARAM; }
-int cae_channels(void) { return CIN * 10000 + C1 * 1000 + C2 * 100 + C3 * 10 + C4; }  // for a sanity check
 
 // Per-channel sizes of the saved activations a1, a2, a3, a4: N2, N4, PN (bordered plane), 4 PN (parity planes).
 void cae_padded(int H, int W, int* n) { Shape s = make_shape(H, W); n[0] = s.N2; n[1] = s.N4; n[2] = s.PN; n[3] = 4 * s.PN; }
 
 // params: 10 pointers (w1, b1, ..., w5, b5; torch layouts, float32, contiguous).
 // a1..a4: [B][C1][N2], [B][C2][N4], [B][C3][PN], [B][C4][4 PN] (cae_padded), or all NULL (inference).
+// Returns 0, 1 (out of memory) or 2 (H or W not a positive multiple of 4).
 int cae_forward(int B, int H, int W, const float* y, const float* const* params, float* out,
                 float* a1, float* a2, float* a3, float* a4, int threads) {
-    if (H % 4 || W % 4 || H < 4 || W < 4) return 2;
-    Shape s = make_shape(H, W);
-    Weights w;
-    if (prepare(&w, params)) return 1;
-    Task tasks[MAX_THREADS];
-    int n = split(tasks, threads, B, s, &w);
-    for (int i = 0; i < n; ++i) {
-        tasks[i].y = y; tasks[i].out = out;
-        tasks[i].a1 = a1; tasks[i].a2 = a2; tasks[i].a3 = a3; tasks[i].a4 = a4;
-    }
-    int status = run(tasks, n, forward_task);
-    free(w.w3t);
-    return status;
+    Task t = {};
+    t.y = y; t.out = out; t.a1 = a1; t.a2 = a2; t.a3 = a3; t.a4 = a4;
+    return dispatch(t, B, H, W, params, threads, forward_task);
 }
 
 // grad: [threads][NPARAM] zeroed by the caller; thread i adds its images' gradients to row i.
 int cae_backward(int B, int H, int W, const float* y, const float* const* params, const float* out,
                  const float* a1, const float* a2, const float* a3, const float* a4, const float* gout,
                  float* grad, int threads) {
-    if (H % 4 || W % 4 || H < 4 || W < 4) return 2;
-    Shape s = make_shape(H, W);
-    Weights w;
-    if (prepare(&w, params)) return 1;
-    Task tasks[MAX_THREADS];
-    int n = split(tasks, threads, B, s, &w);
-    for (int i = 0; i < n; ++i) {
-        tasks[i].y = y; tasks[i].out = (float*)out; tasks[i].gout = gout;
-        tasks[i].a1 = (float*)a1; tasks[i].a2 = (float*)a2; tasks[i].a3 = (float*)a3; tasks[i].a4 = (float*)a4;
-        tasks[i].grad = grad + (size_t)i * NPARAM;
-    }
-    int status = run(tasks, n, backward_task);
-    free(w.w3t);
-    return status;
+    Task t = {};
+    t.y = y; t.out = (float*)out; t.gout = gout; t.grad = grad;
+    t.a1 = (float*)a1; t.a2 = (float*)a2; t.a3 = (float*)a3; t.a4 = (float*)a4;
+    return dispatch(t, B, H, W, params, threads, backward_task);
 }
 
 }  // extern "C"
