@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 import torch
 
@@ -125,3 +129,27 @@ def test_kernel_threads_moves_the_threads_to_the_kernel_and_back() -> None:
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_threads() -> None:
+    """The pool's workers do not exist in a fork: the child must start its own, not wait forever."""
+    _lib(1)
+    fast = fast_conv_ae(create_model("conv_ae"))
+    fast.threads = 2
+    y = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        want = fast(y)  # the parent's workers are running now
+        pid = os.fork()
+        if pid == 0:  # child: same result, then leave without running pytest's teardown
+            os._exit(0 if torch.equal(fast(y), want) else 3)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung in the kernel")

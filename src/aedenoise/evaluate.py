@@ -37,7 +37,8 @@ def denoise_batched(
     """Apply ``model`` to ``y`` [N, C, H, W] in batches; returns ``x_hat`` on the CPU, clamped to [0, 1].
 
     ``model`` runs in eval mode; the seed ``conv_ae`` runs through its faster CPU
-    formulation on the CPU (:func:`aedenoise.models.conv_ae_fast.fast_conv_ae`).
+    paths on the CPU (:func:`aedenoise.models.conv_ae_fast.fast_conv_ae`: the compiled
+    kernel with ``torch.get_num_threads()`` threads, or matrix products).
     """
     model.eval()
     net = fast_conv_ae(model, device)

@@ -1,10 +1,14 @@
-"""A faster CPU implementation of the seed :class:`~aedenoise.models.conv_ae.ConvAE`.
+"""Faster CPU paths for the seed :class:`~aedenoise.models.conv_ae.ConvAE`.
 
-Same parameters, same function: :func:`fast_conv_ae` wraps a ``ConvAE`` so that its
-forward and backward passes run as a handful of large matrix products instead of
-oneDNN's small-channel convolutions (whose backward pass dominated a training step
-on the CPU). Outputs and gradients equal the ``nn`` layers' up to float rounding
-(``tests/test_conv_ae_fast.py`` checks this in float64).
+Same parameters, same function: :func:`fast_conv_ae` wraps a ``ConvAE`` in a
+:class:`FastConvAE`, which runs float32 batches through the compiled kernel of
+:mod:`aedenoise.models.conv_ae_native` where a C++ compiler is available, and
+otherwise (and in float64) through :class:`ConvAEFunction` below: the forward and
+backward passes as a handful of large matrix products instead of oneDNN's
+small-channel convolutions (whose backward pass dominated a training step on the
+CPU). Outputs and gradients equal the ``nn`` layers' up to float rounding
+(``tests/test_conv_ae_fast.py`` checks this in float64, ``tests/test_conv_ae_native.py``
+the kernel in float32).
 
 How: every activation is kept channel-major, ``[C, B, H, W]``, so the long pixel
 axis is the GEMM's wide dimension. The stride-2 layers work on *parity planes* (the
