@@ -172,6 +172,7 @@ class NativeConvAEFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the kernel's backward has no backward itself
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         y, out, a1, a2, a3, a4, *params = ctx.saved_tensors
         lib: NativeLibrary = ctx.lib
