@@ -153,3 +153,23 @@ def test_a_forked_child_gets_its_own_threads() -> None:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung in the kernel")
+
+
+def test_builds_unused_for_a_month_are_pruned(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "aedenoise" / "native"
+    folder.mkdir(parents=True)
+    stale, recent, other = (folder / n for n in ("conv_ae-1-16-8-8-16-old.so", "conv_ae-1-16-8-8-16-new.so",
+                                                 "conv_ae-3-16-8-8-16-old.so"))
+    for f in (stale, recent, other):
+        f.write_bytes(b"")
+    month_ago = time.time() - 31 * 86400
+    os.utime(stale, (month_ago, month_ago))
+    os.utime(other, (month_ago, month_ago))
+    native_library.cache_clear()
+    try:
+        if native_library((1, 16, 8, 8, 16)) is None:
+            pytest.skip("no C++ compiler here")
+        assert not stale.exists() and recent.exists() and other.exists()  # other channels: not this build's to judge
+    finally:
+        native_library.cache_clear()

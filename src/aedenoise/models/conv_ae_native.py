@@ -24,6 +24,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -34,6 +35,7 @@ SOURCE = Path(__file__).with_name("native") / "conv_ae.cpp"  # includes blocks.h
 HEADERS = (SOURCE.with_name("blocks.h"),)
 ENV_SWITCH = "AEDENOISE_NATIVE"  # "0": never compile or load the kernel
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
+STALE_DAYS = 30  # builds of a channel configuration not loaded for this long are deleted
 MAX_PIXELS = 512 * 512  # larger images: the matrix-product path (the kernel's per-thread scratch grows with H * W)
 
 
@@ -133,11 +135,24 @@ def native_library(channels: tuple[int, int, int, int, int]) -> NativeLibrary | 
         if not target.exists():
             _build(channels, target, compiler)
         lib = NativeLibrary(target, channels)
+        os.utime(target)  # its modification time says when it was last loaded
+        _prune(target, channels)
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
         warnings.warn(f"aedenoise: the compiled ConvAE kernel is unavailable ({err}); using the slower path",
                       RuntimeWarning, stacklevel=2)
         return None
     return lib
+
+
+def _prune(keep: Path, channels: tuple[int, ...]) -> None:
+    """Delete other builds for ``channels`` (older sources, compilers, CPUs) unused for STALE_DAYS."""
+    cutoff = time.time() - STALE_DAYS * 86400
+    for old in keep.parent.glob(f"conv_ae-{'-'.join(map(str, channels))}-*.so"):
+        try:
+            if old != keep and old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass  # another process got there first, or a read-only cache: harmless
 
 
 def _ptr(t: Tensor | None) -> int | None:
