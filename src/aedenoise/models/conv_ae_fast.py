@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from aedenoise.models.conv_ae import ConvAE
-from aedenoise.models.conv_ae_native import NativeConvAEFunction, NativeLibrary, native_applies, native_library
+from aedenoise.models.conv_ae_native import MAX_THREADS, NativeConvAEFunction, NativeLibrary, native_applies, native_library
 
 _pad = torch.constant_pad_nd
 _relu_grad = torch.ops.aten.threshold_backward  # (g, a, 0): g where a > 0, else 0
@@ -261,7 +261,8 @@ class FastConvAE(nn.Module):
     """Runs a :class:`ConvAE` (sharing its parameters) on the CPU's fastest path.
 
     float32 batches go through the compiled kernel
-    (:mod:`aedenoise.models.conv_ae_native`, ``torch.get_num_threads()`` threads) where
+    (:mod:`aedenoise.models.conv_ae_native`; ``threads`` threads, default
+    ``torch.get_num_threads()``, at most 64 and one per image) where
     a C++ compiler is available, else through :class:`ConvAEFunction`; float64 through
     :class:`ConvAEFunction`. Inputs neither handles (sizes that are not multiples of
     4, other dtypes) run through the plain layers. ``native=False`` never uses the kernel.
@@ -294,7 +295,7 @@ class FastConvAE(nn.Module):
         if native_applies(y) and not y.requires_grad and all(p.dtype == torch.float32 for p in params):
             lib = self._library()
             if lib is not None:
-                threads = max(1, min(self.threads or torch.get_num_threads(), 64, y.shape[0]))
+                threads = max(1, min(self.threads or torch.get_num_threads(), MAX_THREADS, y.shape[0]))
                 return NativeConvAEFunction.apply(lib, threads, y, *params)
         return ConvAEFunction.apply(y, *params)
 
@@ -306,7 +307,8 @@ def kernel_threads(net: nn.Module) -> Iterator[None]:
 
     Between kernel calls torch runs only small operations (noise, loss, Adam); with
     several OpenMP threads their idle threads spin and take the cores from the kernel's
-    threads (a training step: 2.5 instead of 2.1 ms on two cores). Restored on exit.
+    threads (a training step on two cores: 5.1 instead of 1.8-2.2 ms,
+    ``benchmarks/conv_ae_step.py --keep-torch-threads``). Restored on exit.
     Other modules: no change.
     """
     if not isinstance(net, FastConvAE) or net.path != "native" or torch.get_num_threads() == 1:

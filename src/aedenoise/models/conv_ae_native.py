@@ -35,6 +35,7 @@ SOURCE = Path(__file__).with_name("native") / "conv_ae.cpp"  # includes blocks.h
 HEADERS = (SOURCE.with_name("blocks.h"),)
 ENV_SWITCH = "AEDENOISE_NATIVE"  # "0": never compile or load the kernel
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
+MAX_THREADS = 64  # the kernel's limit (MAX_THREADS in native/blocks.h)
 STALE_DAYS = 30  # builds of a channel configuration not loaded for this long are deleted
 MAX_PIXELS = 512 * 512  # larger images: the matrix-product path (the kernel's per-thread scratch grows with H * W)
 
