@@ -45,6 +45,7 @@ from torch import Tensor
 
 from aedenoise.atomic import atomic_path, write_json
 from aedenoise.errors import AedenoiseError, ConfigError, DataError
+from aedenoise.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ class FashionMNIST:
 
 def cache_dir() -> Path:
     """The download folder: ``$XDG_CACHE_HOME/aedenoise/fashion-mnist`` (default ``~/.cache``)."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return root / "aedenoise" / "fashion-mnist"
+    return user_cache_dir("fashion-mnist")
 
 
 def locate_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -23,13 +23,16 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from aedenoise.atomic import atomic_path
+from aedenoise.errors import AedenoiseError
+from aedenoise.paths import user_cache_dir
 
 SOURCE = Path(__file__).with_name("native") / "conv_ae.cpp"  # includes blocks.h beside it
 HEADERS = (SOURCE.with_name("blocks.h"),)
@@ -38,13 +41,6 @@ FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
 MAX_THREADS = 64  # the kernel's limit (MAX_THREADS in native/blocks.h)
 STALE_DAYS = 30  # builds of a channel configuration not loaded for this long are deleted
 MAX_PIXELS = 512 * 512  # larger images: the matrix-product path (the kernel's per-thread scratch grows with H * W)
-
-
-def native_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/aedenoise/native`` (default ``~/.cache/aedenoise/native``)."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return root / "aedenoise" / "native"
 
 
 def _compiler() -> str | None:
@@ -93,22 +89,13 @@ class NativeLibrary:
 
 def _build(channels: tuple[int, ...], target: Path, compiler: str) -> None:
     defines = [f"-D{k}={v}" for k, v in zip(("CIN", "C1", "C2", "C3", "C4"), channels)]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        errors = []
+    with atomic_path(target) as tmp:  # renamed into place only after a successful build
         for arch in (["-march=native"], []):  # some compilers (or CPUs) reject -march=native
-            cmd = [compiler, *FLAGS, *arch, *defines, str(SOURCE), "-o", tmp]
+            cmd = [compiler, *FLAGS, *arch, *defines, str(SOURCE), "-o", str(tmp)]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if done.returncode == 0:
-                os.replace(tmp, target)
                 return
-            errors.append(done.stderr.strip().splitlines()[-1:] or ["?"])
-        raise RuntimeError(f"{compiler} failed: {errors[-1][0]}")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        raise RuntimeError(f"{compiler} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,13 +119,13 @@ def native_library(channels: tuple[int, int, int, int, int]) -> NativeLibrary | 
         parts = (SOURCE.read_bytes(), *(h.read_bytes() for h in HEADERS), " ".join(FLAGS), version,
                  platform.machine(), _cpu_signature(), repr(channels))
         key = hashlib.sha256(b"\0".join(p.encode() if isinstance(p, str) else p for p in parts)).hexdigest()[:16]
-        target = native_cache_dir() / f"conv_ae-{'-'.join(map(str, channels))}-{key}.so"
+        target = user_cache_dir("native") / f"conv_ae-{'-'.join(map(str, channels))}-{key}.so"
         if not target.exists():
             _build(channels, target, compiler)
         lib = NativeLibrary(target, channels)
         os.utime(target)  # its modification time says when it was last loaded
         _prune(target, channels)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+    except (OSError, RuntimeError, subprocess.SubprocessError, AedenoiseError) as err:
         warnings.warn(f"aedenoise: the compiled ConvAE kernel is unavailable ({err}); using the slower path",
                       RuntimeWarning, stacklevel=2)
         return None
