@@ -3,8 +3,9 @@
 Scores ``fmnist-seed`` and ``fmnist-best`` (or any checkpoints) on all 10,000
 Fashion-MNIST test images at the seed's noise (Gaussian sigma 0.2 on [0, 1],
 clipped; the fixed test noise of seed 1234, as ``aedenoise train`` uses), prints a
-Markdown table and draws clean / noisy / seed / best for the first test image of
-each of the 10 classes, at a fixed [0, 1] gray scale::
+Markdown table (with the denoising rate, and for a model with a mirror-image ensemble
+its scores without it) and draws clean / noisy / seed / best for the first test image
+of each of the 10 classes, at a fixed [0, 1] gray scale::
 
     python benchmarks/fmnist_compare.py                  # docs/img/fmnist-comparison.png
     python benchmarks/fmnist_compare.py --seed runs/fmnist-seed/model.safetensors \\
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 TEST_SEED = 1234
+REPEATS = 3
 
 
 def load_model(spec: str):  # -> (Denoiser, label)
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from aedenoise.config import resolve_config
     from aedenoise.data.fashion_mnist import load_fashion_mnist
     from aedenoise.errors import AedenoiseError
-    from aedenoise.evaluate import add_noise, denoise_batched, score
+    from aedenoise.evaluate import add_noise, score
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", default="fmnist-seed", help="shipped weights name or checkpoint path (default fmnist-seed)")
@@ -60,25 +62,44 @@ def main(argv: list[str] | None = None) -> int:
         scores: dict[str, dict[str, float]] = {}
         for spec in (args.seed, args.best):
             model, label = load_model(spec)
-            x_hat = denoise_batched(model, y, sigma)
+            x_hat, rate = timed_denoise(model, y, sigma)
             s = score(x_hat, y, x).means()
-            scores[label] = {**s, "params": sum(t.numel() for t in model.parameters())}
+            scores[label] = {**s, "params": sum(t.numel() for t in model.parameters()), "images_per_s": rate}
             rows.append((label, x_hat))
+            if getattr(model, "flip_ensemble", False):  # what the mirror-image ensemble buys, and costs
+                model.flip_ensemble = False
+                plain, rate = timed_denoise(model, y, sigma)
+                scores[f"{label}, no flip ensemble"] = {**score(plain, y, x).means(), "params": scores[label]["params"],
+                                                        "images_per_s": rate}
     except AedenoiseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     noisy = next(iter(scores.values()))
     print(f"Fashion-MNIST test set (10,000 images), {noise_cfg.build().describe()}, test noise seed {TEST_SEED}\n")
-    print("| model | params | PSNR (dB) | SSIM |\n|---|---:|---:|---:|")
-    print(f"| noisy input | - | {noisy['noisy_psnr']:.2f} | {noisy['noisy_ssim']:.4f} |")
+    print(f"| model | params | PSNR (dB) | SSIM | images/s ({args.threads} thread(s), median of {REPEATS}) |\n|---|---:|---:|---:|---:|")
+    print(f"| noisy input | - | {noisy['noisy_psnr']:.2f} | {noisy['noisy_ssim']:.4f} | |")
     for label, s in scores.items():
-        print(f"| {label} | {s['params']:,} | {s['psnr']:.2f} | {s['ssim']:.4f} |")
+        print(f"| {label} | {s['params']:,} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['images_per_s']:,.0f} |")
     if args.json:
         write_json(args.json, {"noise": noise_cfg.build().describe(), "test_seed": TEST_SEED, "scores": scores})
     index = [int((fmnist.test_labels == c).nonzero()[0]) for c in range(len(CLASSES))]
     draw(args.out, rows, index, x)
     print(f"\nfigure: {args.out}")
     return 0
+
+
+def timed_denoise(model, y, sigma):  # -> (x_hat, images per second)
+    """Denoise all of ``y`` :data:`REPEATS` times; the estimate and the median rate."""
+    import time
+
+    from aedenoise.evaluate import denoise_batched
+
+    seconds = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        x_hat = denoise_batched(model, y, sigma)
+        seconds.append(time.perf_counter() - t0)
+    return x_hat, y.shape[0] / sorted(seconds)[REPEATS // 2]
 
 
 def draw(path: Path, rows: list[tuple[str, "torch.Tensor"]], index: list[int], x: "torch.Tensor") -> None:

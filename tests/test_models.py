@@ -166,3 +166,67 @@ def test_conv_ae_spatial_path() -> None:
     for h in hooks:
         h.remove()
     assert sizes == [(16, 14, 14), (8, 7, 7), (8, 14, 14), (16, 28, 28), (1, 28, 28)]
+
+
+# -- res_ae_global: global context and the flip self-ensemble ---------------------------------
+
+
+def _perturbed(model: Denoiser, seed: int = 0) -> Denoiser:
+    """``model`` with every weight nudged: its zero-initialised (identity) blocks come alive."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+def test_res_ae_global_sees_the_whole_image_and_res_ae_does_not() -> None:
+    torch.manual_seed(0)
+    y = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    y2 = y.clone()
+    y2[..., 27, 27] = 1 - y2[..., 27, 27]  # one pixel in the far corner
+    for name, reaches in (("res_ae_global", True), ("res_ae", False)):
+        model = _perturbed(create_model(name, width=4, blocks=0))
+        with torch.no_grad():
+            changed = (model(y2) - model(y))[..., :4, :4].abs().max()  # the opposite corner
+        assert bool(changed > 0) is reaches, (name, float(changed))
+
+
+def test_global_context_starts_as_the_identity_and_matches_an_mlp_at_its_grid() -> None:
+    from aedenoise.models.res_ae import GlobalContext
+
+    torch.manual_seed(0)
+    block = GlobalContext(8, grid=7, hidden=16)
+    f = torch.randn(2, 8, 7, 7)
+    assert torch.equal(block(f), f)
+    _perturbed(block)
+    assert torch.allclose(block(f), f + block.mlp(f).view(2, 8, 7, 7))
+    assert block(torch.randn(2, 8, 10, 12)).shape == (2, 8, 10, 12)  # pooled to 7x7 and resized back
+
+
+def test_flip_ensemble_averages_the_mirror_image_in_eval_mode_only() -> None:
+    torch.manual_seed(0)
+    model = _perturbed(create_model("res_ae_global", width=4, flip_ensemble=True))
+    plain = _perturbed(create_model("res_ae_global", width=4, flip_ensemble=False))
+    plain.load_state_dict(model.state_dict())
+    y = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        x_hat = model(y)
+        assert torch.allclose(x_hat, 0.5 * (plain(y) + plain(y.flip(-1)).flip(-1)), atol=1e-6)
+        assert torch.allclose(model(y.flip(-1)), x_hat.flip(-1), atol=1e-6)  # mirror-equivariant
+        assert not torch.allclose(plain(y.flip(-1)), plain(y).flip(-1), atol=1e-4)
+        model.train()
+        assert torch.equal(model(y), plain(y))
+
+
+def test_res_ae_activation_is_checked_and_changes_only_the_nonlinearity() -> None:
+    with pytest.raises(ConfigError, match="unknown activation 'tanh'"):
+        create_model("res_ae", activation="tanh")
+    torch.manual_seed(0)
+    relu = create_model("res_ae", width=4)
+    torch.manual_seed(0)
+    gelu = create_model("res_ae", width=4, activation="gelu")
+    assert all(torch.equal(a, b) for a, b in zip(relu.state_dict().values(), gelu.state_dict().values()))
+    kinds = {type(m) for m in gelu.modules()}
+    assert nn.GELU in kinds and nn.ReLU not in kinds
+    assert create_model("res_ae_global").arch["args"]["activation"] == "gelu"

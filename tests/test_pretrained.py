@@ -40,7 +40,7 @@ DEFAULT_FLOOR = {"fashion-mnist": 4.0, "photo": 6.0}
 # across CPUs and thread counts by ~1e-6, a changed weight or layer by far more).
 GOLDEN_PIXELS = (0, 97, 211, 390, 555, 783)
 GOLDEN: dict[str, dict[str, object]] = {
-    "fmnist-best": {"mean": 0.466089, "std": 0.195904, "pixels": [0.099897, 0.333634, 0.735582, 0.434317, 0.481066, 0.224959]},
+    "fmnist-best": {"mean": 0.459063, "std": 0.21149, "pixels": [-0.022466, 0.322214, 0.794053, 0.420185, 0.488531, 0.254102]},
     "fmnist-seed": {"mean": 0.459653, "std": 0.218784, "pixels": [0.066729, 0.400038, 0.724608, 0.493624, 0.374133, 0.170705]},
     "gray-blind": {"mean": 0.469002, "std": 0.216641, "pixels": [0.20117, 0.313283, 0.277418, 0.252274, 0.342528, 0.274151]},
     "color-blind": {"mean": 0.469451, "std": 0.217217, "pixels": [0.210395, 0.313965, 0.278188, 0.253124, 0.344172, 0.273719]},
@@ -159,7 +159,8 @@ def test_loads_and_metadata_rebuilds_the_model(name: str) -> None:
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes
     assert any(not torch.equal(v, rebuilt.state_dict()[k]) for k, v in model.state_dict().items())  # trained, not fresh
     if entry.task == "fashion-mnist":
-        assert entry.path.stat().st_size < 512 * 1024 and entry.channels == 1 and not entry.default_for_photos
+        # small: fmnist-best is 3.6 MB, most of it its global-context MLP (docs/models-fmnist.md)
+        assert entry.path.stat().st_size < 4 * 1024 * 1024 and entry.channels == 1 and not entry.default_for_photos
         seed_noise = resolve_config(preset="fmnist-seed").noise
         assert NoiseConfig.model_validate(meta["config"]["noise"]) == seed_noise
         assert meta["config"]["data"]["kind"] == "fashion_mnist"

@@ -127,3 +127,36 @@ def test_init_weights_starts_from_a_checkpoint_and_refuses_another_architecture(
         train(other, tmp_path / "c", progress=False, data=data)
     with pytest.raises(AedenoiseError, match="missing.safetensors: no such checkpoint file"):
         train(validate_config({**CONFIG, "init_weights": str(tmp_path / "missing.safetensors")}), tmp_path / "d", progress=False, data=data)
+
+
+def test_cpu_options_psnr_loss_bf16_channels_last_and_flips_learn_and_repeat(tmp_path: Path, data: TensorData) -> None:
+    cfg = validate_config({
+        **CONFIG, "epochs": 3, "model": {"name": "res_ae_global", "args": {"width": 8, "global_hidden": 32}},
+        "optim": {"lr": 3e-3, "loss": "psnr"}, "amp": True, "channels_last": True, "hflip": True,
+    })
+    result = train(cfg, tmp_path / "a", progress=False, data=data)
+    assert result.history[-1]["val_psnr"] > result.val_noisy_psnr + 5, (result.history, result.val_noisy_psnr)
+    assert result.history[-1]["val_loss"] == pytest.approx(-result.history[-1]["val_psnr"], abs=0.05)  # loss in dB
+    assert all(p.is_contiguous() for p in result.model.parameters())  # back to the default layout
+    again = train(cfg, tmp_path / "b", progress=False, data=data).model.state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in result.model.state_dict().items())
+
+
+def test_random_hflip_flips_about_half_and_repeats_with_the_generator() -> None:
+    from aedenoise.train import random_hflip
+
+    x = blobs(400)
+    out = random_hflip(x, torch.Generator().manual_seed(0))
+    flipped = (out == x.flip(-1)).flatten(1).all(1) & ~(out == x).flatten(1).all(1)
+    kept = (out == x).flatten(1).all(1)
+    assert bool((flipped | kept).all()) and 150 < int(flipped.sum()) < 250
+    assert torch.equal(out, random_hflip(x, torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize(("flags", "expected"), [("flags : avx512f avx512_bf16", True), ("flags : avx2", False)])
+def test_amp_auto_follows_native_bf16(tmp_path: Path, data: TensorData, monkeypatch: pytest.MonkeyPatch, flags: str, expected: bool) -> None:
+    from aedenoise import hardware
+
+    monkeypatch.setattr(hardware, "cpu_feature_line", lambda: flags)
+    cfg = validate_config({**CONFIG, "epochs": 1, "amp": "auto"})
+    assert train(cfg, tmp_path / "run", progress=False, data=data).amp is expected

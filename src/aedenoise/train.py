@@ -33,6 +33,8 @@ from aedenoise.data.sources import TrainingData, epoch_generator
 from aedenoise.distributed import Runtime, barrier, init_runtime, shutdown
 from aedenoise.errors import AedenoiseError, ConfigError
 from aedenoise.evaluate import add_noise, denoise_batched
+from aedenoise.hardware import native_bf16
+from aedenoise.losses import build_loss
 from aedenoise.metrics import psnr
 from aedenoise.models import Denoiser, create_model, model_entry
 from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
@@ -56,6 +58,7 @@ class TrainResult:
     val_noisy_psnr: float | None = None  # mean PSNR of the noisy validation inputs
     load_average: float | None = None  # 1-minute load average when training started (other processes)
     fast_path: str | None = None  # the seed model's CPU path: "native" (compiled kernel), "parity", or None (nn layers)
+    amp: bool = False  # whether training ran under bfloat16 autocast (config.amp resolved)
 
 
 def build_training_data(config: TrainConfig) -> TrainingData:
@@ -119,6 +122,12 @@ def noisy_batch(noise: NoiseModel, x: Tensor, g: torch.Generator) -> tuple[Tenso
     if isinstance(noise, GaussianNoise):
         return noise.apply(x, generator=g)
     return noise(x, generator=g), None
+
+
+def random_hflip(x: Tensor, g: torch.Generator) -> Tensor:
+    """``x`` [B, C, H, W] with each image flipped left-right with probability 1/2 (draws from ``g``)."""
+    flip = torch.rand(x.shape[0], generator=g, device=g.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
 def choose_threads(requested: int | None) -> int:
@@ -224,16 +233,20 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
         greedy = greedy_pretrain(
             model, data, noise, epochs_per_stage=config.greedy_epochs_per_stage, batch_size=config.batch_size,
             optimizer=config.optim.name, lr=config.optim.lr, weight_decay=config.optim.weight_decay, seed=config.seed,
-            loss=config.optim.loss, device=rt.device, rank=rt.rank, world_size=rt.world_size,
+            loss="mse" if config.optim.loss == "psnr" else config.optim.loss, device=rt.device, rank=rt.rank, world_size=rt.world_size,
             log=(lambda m: print(m, flush=True)) if rt.is_main else None,
         )
     net: nn.Module = fast_conv_ae(model, rt.device)  # model itself unless the CPU fast path applies
+    cpu_layers = rt.device.type == "cpu" and net is model
+    memory_format = torch.channels_last if config.channels_last and cpu_layers else torch.preserve_format
+    model.to(memory_format=memory_format)  # in place: the optimizer keeps the same parameters
     if rt.distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    loss_fn = nn.L1Loss() if config.optim.loss == "l1" else nn.MSELoss()
+    loss_fn = build_loss(config.optim.loss)
     val_y, val_sigma = add_noise(data.val_x, noise, seed=config.seed + VAL_SEED_OFFSET)
     val_noisy_psnr = float(psnr(val_y.clamp(0, 1), data.val_x).mean())
-    autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=config.amp and rt.device.type == "cuda")
+    amp = rt.device.type in ("cuda", "cpu") and (native_bf16(rt.device) if config.amp == "auto" else config.amp)
+    autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=amp)
     train_seconds = sum(h["seconds"] for h in history) + sum(g["seconds"] for g in greedy)
 
     with kernel_threads(net):  # torch itself on one thread while the compiled kernel runs its own
@@ -244,12 +257,14 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
             total, count = torch.zeros((), device=rt.device), 0
             batches = data.epoch_batches(epoch, config.batch_size, seed=config.seed, drop_last=drop_last, device=rt.device)
             for x in _progress(batches, steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress and rt.is_main):
+                if config.hflip:
+                    x = random_hflip(x, g)
                 y, sigma = noisy_batch(noise, x, g)
                 if rt.distributed:  # same global batch everywhere, keep this rank's share
                     x, y = x.chunk(rt.world_size)[rt.rank], y.chunk(rt.world_size)[rt.rank]
                     sigma = None if sigma is None else sigma.chunk(rt.world_size)[rt.rank]
                 with autocast:
-                    loss = loss_fn(net(y, sigma).float(), x)
+                    loss = loss_fn(net(y.contiguous(memory_format=memory_format), sigma).float(), x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -277,10 +292,11 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
         meta = {"epoch": config.epochs, "history": history, "config": config.to_json_dict(), "noise": noise.describe(),
                 "data": config.data.kind, "train_seconds": train_seconds, "greedy": greedy}
         save_checkpoint(out / FINAL, model, metadata=meta)
+    model.to(memory_format=torch.contiguous_format)
     return TrainResult(out_dir=out, history=history, train_seconds=train_seconds, model=model.cpu(),
                        device=str(rt.device), threads=torch.get_num_threads(), train_images=steps_per_epoch * config.batch_size,
                        val_images=int(data.val_x.shape[0]), val_noisy_psnr=val_noisy_psnr,
-                       load_average=load_average, fast_path=getattr(net, "path", None))
+                       load_average=load_average, fast_path=getattr(net, "path", None), amp=amp)
 
 
 def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
@@ -301,7 +317,7 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "test_seed": config.test_seed,
         "optimizer": f"{o.name} lr {o.lr:g}{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
         "device": result.device, "threads": result.threads, "torch": torch.__version__, "aedenoise": __version__,
-        "fast_path": result.fast_path,
+        "fast_path": result.fast_path, "amp": result.amp,
         "train_seconds": result.train_seconds, "load_average": result.load_average, "train_images": result.train_images, "val_images": result.val_images,
         "val_noisy_psnr": result.val_noisy_psnr, "ssim_variant": SSIM_VARIANT, "history": result.history,
     }

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from aedenoise.atomic import atomic_path
 from aedenoise.errors import AedenoiseError
+from aedenoise.hardware import cpu_feature_line
 from aedenoise.paths import user_cache_dir
 
 SOURCE = Path(__file__).with_name("native") / "conv_ae.cpp"  # includes blocks.h beside it
@@ -49,18 +50,6 @@ def _compiler() -> str | None:
         if path:
             return path
     return None
-
-
-def _cpu_signature() -> str:
-    """What ``-march=native`` depends on: the CPU's feature flags where Linux lists them."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return line
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class NativeLibrary:
@@ -117,7 +106,7 @@ def native_library(channels: tuple[int, int, int, int, int]) -> NativeLibrary | 
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
         parts = (SOURCE.read_bytes(), *(h.read_bytes() for h in HEADERS), " ".join(FLAGS), version,
-                 platform.machine(), _cpu_signature(), repr(channels))
+                 platform.machine(), cpu_feature_line(), repr(channels))
         key = hashlib.sha256(b"\0".join(p.encode() if isinstance(p, str) else p for p in parts)).hexdigest()[:16]
         target = user_cache_dir("native") / f"conv_ae-{'-'.join(map(str, channels))}-{key}.so"
         if not target.exists():

@@ -1,0 +1,222 @@
+"""The design search behind ``fmnist-best``: short Fashion-MNIST runs of candidate models.
+
+Trains one candidate on the Fashion-MNIST training split (the 5,000 validation images held
+out as ``aedenoise train`` holds them out) at the seed's noise (Gaussian sigma 0.2,
+clipped), with fresh noise each epoch, Adam (fused), a per-step cosine schedule from
+``--lr`` to ``--min-lr``, and prints the validation PSNR after each epoch (plain, and
+with the mirror-image self-ensemble when ``--hflip`` trains on flipped images). Selection
+used these validation numbers only; the test set is scored by ``aedenoise train``.
+
+It is a loop of its own, not :func:`aedenoise.train.train`, so that candidates that are
+not in the registry (``--arch``, ``--decoder-global``, ``--attention``) can be tried. The
+table in docs/models-fmnist.md lists the runs and their commands, e.g.::
+
+    python benchmarks/fmnist_design_search.py --epochs 3 --loss psnr --global-hidden 512 --bf16 --tag fc512
+
+One result line per run is appended to ``--results`` (JSON lines). Times are per process;
+the search ran two 1-thread runs side by side on the 2-core VM, so compare them only
+within a pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+from torch import Tensor, nn
+
+from aedenoise.config import resolve_config
+from aedenoise.data.sources import epoch_generator
+from aedenoise.evaluate import add_noise
+from aedenoise.losses import build_loss
+from aedenoise.metrics import psnr
+from aedenoise.models.res_ae import GlobalContext, ResAE, activation_layer
+from aedenoise.train import build_training_data, noisy_batch, random_hflip
+
+VAL_NOISE_SEED = 7777
+
+
+class Attention(nn.Module):
+    """Pre-norm transformer block over the positions of a ``[B, C, h, w]`` map (learned position embedding)."""
+
+    def __init__(self, channels: int, grid: int, heads: int = 4) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(1, channels, grid, grid))
+        self.norm1, self.norm2 = nn.LayerNorm(channels), nn.LayerNorm(channels)
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+
+    def forward(self, f: Tensor) -> Tensor:
+        b, c, h, w = f.shape
+        t = (f + self.pos).flatten(2).transpose(1, 2)
+        n = self.norm1(t)
+        t = t + self.attn(n, n, n, need_weights=False)[0]
+        t = t + self.mlp(self.norm2(t))
+        return t.transpose(1, 2).reshape(b, c, h, w)
+
+
+class Candidate(nn.Module):
+    """The ``res_ae`` layout with free widths: ``c0`` channels at 28x28, ``c1`` at 14x14, ``c2`` at 7x7.
+
+    Residual blocks: ``b0`` in the 28x28 decoder, ``b1`` in the 14x14 encoder and decoder,
+    ``b2`` at 7x7. Options: a global-context MLP at 7x7 (``global_hidden``, ``global_layers``
+    hidden layers), a second one on the 14x14 decoder input (``decoder_global``, pooled to
+    7x7), ``attention`` transformer blocks at 7x7.
+    """
+
+    def __init__(self, c0: int, c1: int, c2: int, b0: int, b1: int, b2: int, *, act: str, global_hidden: int,
+                 global_layers: int, decoder_global: int, attention: int) -> None:
+        super().__init__()
+
+        def block(c: int) -> nn.Module:
+            return _Res(c, act)
+
+        self.stem = nn.Sequential(nn.Conv2d(1, c0, 3, padding=1), activation_layer(act))
+        self.down1 = nn.Sequential(nn.Conv2d(c0, c1, 3, stride=2, padding=1), activation_layer(act), *[block(c1) for _ in range(b1)])
+        self.down2 = nn.Sequential(nn.Conv2d(c1, c2, 3, stride=2, padding=1), activation_layer(act), *[block(c2) for _ in range(b2)])
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), activation_layer(act))
+        self.dec1 = nn.Sequential(*[block(c1) for _ in range(b1)])
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(c1, c0, 3, stride=2, padding=1, output_padding=1), activation_layer(act))
+        self.dec0 = nn.Sequential(*[block(c0) for _ in range(b0)])
+        self.head = nn.Conv2d(c0, 1, 3, padding=1)
+        self.context: nn.Module = nn.Identity()
+        if global_hidden:
+            n = c2 * 49
+            layers: list[nn.Module] = [nn.Flatten(), nn.Linear(n, global_hidden), nn.ReLU(inplace=True)]
+            for _ in range(global_layers - 1):
+                layers += [nn.Linear(global_hidden, global_hidden), nn.ReLU(inplace=True)]
+            self.context = _Added(nn.Sequential(*layers, nn.Linear(global_hidden, n)))
+        self.decoder_context = GlobalContext(c1, grid=7, hidden=decoder_global) if decoder_global else nn.Identity()
+        self.attention = nn.Sequential(*[Attention(c2, 7) for _ in range(attention)])
+
+    def forward(self, y: Tensor) -> Tensor:
+        f0 = self.stem(y)
+        f1 = self.down1(f0)
+        f2 = self.attention(self.context(self.down2(f1)))
+        g1 = self.dec1(self.decoder_context(self.up2(f2) + f1))
+        g0 = self.dec0(self.up1(g1) + f0)
+        return y + self.head(g0)
+
+
+class _Res(nn.Module):
+    def __init__(self, c: int, act: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), activation_layer(act), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class _Added(nn.Module):
+    """``f + mlp(f)`` reshaped like ``f``; the MLP's last layer starts at zero."""
+
+    def __init__(self, mlp: nn.Sequential) -> None:
+        super().__init__()
+        self.mlp = mlp
+        nn.init.zeros_(mlp[-1].weight)
+        nn.init.zeros_(mlp[-1].bias)
+
+    def forward(self, f: Tensor) -> Tensor:
+        return f + self.mlp(f).view_as(f)
+
+
+def _flip(t: Tensor, dims: tuple[int, ...]) -> Tensor:
+    return t.flip(dims) if dims else t
+
+
+_unflip = _flip
+
+
+def build(args: argparse.Namespace) -> nn.Module:
+    if args.arch is None:  # the registry's res_ae, with the global context of res_ae_global when asked
+        model = ResAE(1, args.width, args.blocks, args.act)
+        if args.global_hidden:
+            model.bottleneck = GlobalContext(2 * args.width, grid=7, hidden=args.global_hidden)
+        return model
+    c0, c1, c2, b0, b1, b2 = (int(v) for v in args.arch.split(","))
+    return Candidate(c0, c1, c2, b0, b1, b2, act=args.act, global_hidden=args.global_hidden, global_layers=args.global_layers,
+                     decoder_global=args.decoder_global, attention=args.attention)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--width", type=int, default=16, help="res_ae width (without --arch)")
+    p.add_argument("--blocks", type=int, default=1, help="res_ae blocks per scale (without --arch)")
+    p.add_argument("--arch", help="c0,c1,c2,b0,b1,b2: widths at 28/14/7 px and residual blocks there (a Candidate)")
+    p.add_argument("--act", choices=("relu", "gelu", "silu"), default="relu")
+    p.add_argument("--global-hidden", type=int, default=0, help="global-context MLP hidden units at 7x7 (0: none)")
+    p.add_argument("--global-layers", type=int, default=1, help="hidden layers of that MLP (--arch only)")
+    p.add_argument("--decoder-global", type=int, default=0, help="a second context MLP on the 14x14 decoder input (--arch only)")
+    p.add_argument("--attention", type=int, default=0, help="transformer blocks at 7x7 (--arch only)")
+    p.add_argument("--loss", choices=("mse", "psnr"), default="mse")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--min-lr", type=float, default=1e-5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--hflip", action="store_true", help="train on random left-right flips; also report the mirror-image ensemble")
+    p.add_argument("--vflip", action="store_true", help="with --hflip: random up-down flips too; the ensemble has 4 members")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default="")
+    p.add_argument("--results", default="runs/fmnist-design-search.jsonl")
+    args = p.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = build(args).to(memory_format=torch.channels_last)
+    config = resolve_config(preset="fmnist-seed")  # Fashion-MNIST, Gaussian sigma 0.2 clipped
+    data = build_training_data(config)
+    noise = config.noise.build()
+    val_y, _ = add_noise(data.val_x, noise, seed=config.seed + VAL_NOISE_SEED)
+    total = args.epochs * data.batches_per_epoch(args.batch_size, drop_last=False)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
+    floor = args.min_lr / args.lr
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    loss_fn = build_loss(args.loss)
+
+    @torch.inference_mode()
+    def validate(ensemble: bool) -> float:
+        model.eval()
+        out = []
+        for i in range(0, len(val_y), 1000):
+            y = val_y[i : i + 1000].contiguous(memory_format=torch.channels_last)
+            dims = ([(), (-1,)] + ([(-2,), (-2, -1)] if args.vflip else [])) if ensemble else [()]
+            out.append(sum(_unflip(model(_flip(y, d)).float(), d) for d in dims) / len(dims))
+        model.train()
+        return float(psnr(torch.cat(out).clamp(0, 1), data.val_x).mean())
+
+    history, seconds = [], 0.0
+    cpu = torch.device("cpu")
+    for epoch in range(args.epochs):
+        t0 = time.perf_counter()
+        g = epoch_generator(args.seed, epoch, cpu)
+        for x in data.epoch_batches(epoch, args.batch_size, seed=args.seed, drop_last=False, device=cpu):
+            if args.hflip:
+                x = random_hflip(x, g)
+            if args.vflip:
+                x = random_hflip(x.transpose(-1, -2), g).transpose(-1, -2)  # up-down
+            y, _ = noisy_batch(noise, x, g)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                out = model(y.contiguous(memory_format=torch.channels_last))
+            loss = loss_fn(out.float(), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        seconds += time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "val_psnr": round(validate(False), 3), "seconds": round(seconds, 1)}
+        if args.hflip:
+            row["val_psnr_flip_ensemble"] = round(validate(True), 3)
+        history.append(row)
+        print(args.tag, row, flush=True)
+    result = {**vars(args), "parameters": sum(q.numel() for q in model.parameters()), "history": history}
+    with open(args.results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
