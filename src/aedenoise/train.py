@@ -237,9 +237,9 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
             log=(lambda m: print(m, flush=True)) if rt.is_main else None,
         )
     net: nn.Module = fast_conv_ae(model, rt.device)  # model itself unless the CPU fast path applies
-    cpu_layers = rt.device.type == "cpu" and net is model
-    memory_format = torch.channels_last if config.channels_last and cpu_layers else torch.preserve_format
-    model.to(memory_format=memory_format)  # in place: the optimizer keeps the same parameters
+    channels_last = config.channels_last and rt.device.type == "cpu" and net is model  # not the seed's fast path
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
     if rt.distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     loss_fn = build_loss(config.optim.loss)
@@ -263,8 +263,10 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
                 if rt.distributed:  # same global batch everywhere, keep this rank's share
                     x, y = x.chunk(rt.world_size)[rt.rank], y.chunk(rt.world_size)[rt.rank]
                     sigma = None if sigma is None else sigma.chunk(rt.world_size)[rt.rank]
+                if channels_last:
+                    y = y.contiguous(memory_format=torch.channels_last)
                 with autocast:
-                    loss = loss_fn(net(y.contiguous(memory_format=memory_format), sigma).float(), x)
+                    loss = loss_fn(net(y, sigma).float(), x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
