@@ -33,7 +33,7 @@ from aedenoise.data.sources import epoch_generator
 from aedenoise.evaluate import add_noise
 from aedenoise.losses import build_loss
 from aedenoise.metrics import psnr
-from aedenoise.models.res_ae import GlobalContext, ResAE, activation_layer
+from aedenoise.models.res_ae import GlobalContext, ResAE, ResBlock, activation_layer
 from aedenoise.train import build_training_data, noisy_batch, random_hflip
 
 VAL_NOISE_SEED = 7777
@@ -72,7 +72,7 @@ class Candidate(nn.Module):
         super().__init__()
 
         def block(c: int) -> nn.Module:
-            return _Res(c, act)
+            return ResBlock(c, act)
 
         self.stem = nn.Sequential(nn.Conv2d(1, c0, 3, padding=1), activation_layer(act))
         self.down1 = nn.Sequential(nn.Conv2d(c0, c1, 3, stride=2, padding=1), activation_layer(act), *[block(c1) for _ in range(b1)])
@@ -99,15 +99,6 @@ class Candidate(nn.Module):
         g1 = self.dec1(self.decoder_context(self.up2(f2) + f1))
         g0 = self.dec0(self.up1(g1) + f0)
         return y + self.head(g0)
-
-
-class _Res(nn.Module):
-    def __init__(self, c: int, act: str) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), activation_layer(act), nn.Conv2d(c, c, 3, padding=1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
 
 
 class _Added(nn.Module):

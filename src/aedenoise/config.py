@@ -77,7 +77,7 @@ class OptimConfig(_Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    loss: Literal["mse", "l1", "psnr"] = Field("mse", description="mse, l1, or psnr: minus the mean per-image PSNR of the clamped output (aedenoise.losses)")
+    loss: Literal["mse", "l1", "psnr"] = Field("mse", description="mse, l1, or psnr: minus the mean per-image PSNR of the clamped output (aedenoise.losses; greedy pretraining stages use mse then)")
     schedule: Literal["constant", "cosine"] = "constant"
     min_lr: float = Field(0.0, ge=0, description="final learning rate of the cosine schedule")
 
@@ -115,7 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 32,
     },
     # The stronger Fashion-MNIST model at the seed's noise: res_ae_global (res_ae with GELU and a
-    # fully connected global-context block, 1.7 M params), mirror-image self-ensemble at test time;
+    # fully connected global-context block, 0.9 M params), mirror-image self-ensemble at test time;
     # 8 epochs, batch 32, Adam lr 2e-3 cosine to 1e-5, PSNR loss, random left-right flips,
     # bfloat16 where the CPU has it, channels-last (docs/models-fmnist.md).
     "fmnist-best": {

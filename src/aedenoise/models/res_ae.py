@@ -1,4 +1,4 @@
-"""``res_ae``: a deeper residual convolutional autoencoder (the stronger Fashion-MNIST model).
+"""``res_ae`` and ``res_ae_global``: deeper residual convolutional autoencoders (Fashion-MNIST).
 
 Same shape of idea as the seed (two stride-2 encoder stages, two stride-2 transposed
 decoder stages), made deeper and easier to train: residual blocks at every scale,
@@ -7,14 +7,15 @@ network predicts the correction ``x_hat - y``::
 
     y [C, H, W] -> stem conv3x3 -> f0 (w, H)
     f0 -> conv3x3 s2 -> blocks x ResBlock(2w) -> f1 (2w, H/2)
-    f1 -> conv3x3 s2 -> blocks x ResBlock(2w) -> f2 (2w, H/4)
+    f1 -> conv3x3 s2 -> blocks x ResBlock(2w) -> bottleneck -> f2 (2w, H/4)
     convT3x3 s2 (f2) + f1 -> blocks x ResBlock(2w) -> g1 (2w, H/2)
     convT3x3 s2 (g1) + f0 -> blocks x ResBlock(w)  -> g0 (w, H)
     x_hat = y + head conv3x3 (g0)
 
-With ``width=16, blocks=1`` (preset ``fmnist-best``) it has 88,193 parameters for
-gray images and costs about 15 M multiply-adds per 28x28 image (the seed's
-``conv_ae`` has 3,217 parameters). See docs/models-fmnist.md for the design search.
+The bottleneck is the identity in ``res_ae`` and a :class:`GlobalContext` MLP in
+``res_ae_global`` (preset ``fmnist-best``). With ``width=16, blocks=1`` the convolutions
+hold 88,193 parameters for gray images and cost about 15 M multiply-adds per 28x28 image
+(the seed's ``conv_ae`` has 3,217 parameters). See docs/models-fmnist.md for the design search.
 """
 
 from __future__ import annotations
@@ -138,10 +139,10 @@ class GlobalContext(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, f: Tensor) -> Tensor:
-        size, g = f.shape[-2:], self.grid
-        pooled = f if tuple(size) == (g, g) else F.adaptive_avg_pool2d(f, g)
-        context = self.mlp(pooled).view(f.shape[0], -1, g, g)
-        if tuple(size) != (g, g):
+        size, g = tuple(f.shape[-2:]), self.grid
+        at_grid = size == (g, g)
+        context = self.mlp(f if at_grid else F.adaptive_avg_pool2d(f, g)).view(f.shape[0], -1, g, g)
+        if not at_grid:
             context = F.interpolate(context, size=size, mode="bilinear", align_corners=False)
         return f + context
 
@@ -162,9 +163,9 @@ class ResAEGlobal(ResAE):
 
     Its output depends on the whole image, so tiles of a large image are not
     independent: ``receptive_field`` is that of :class:`ResAE` and tiling stays an
-    approximation for this model. Parameters: ``2 * (2 * width * grid^2) * hidden`` in the
-    MLP (803 k for ``width=16, global_hidden=512``); compute: the same number of
-    multiply-adds, about 5 % of the convolutions' at 28x28.
+    approximation for this model. Parameters: about ``2 * (2 * width * grid^2) * hidden`` in
+    the MLP (1.6 M for ``width=16, global_hidden=512``, 0.8 M at 256 as in ``fmnist-best``);
+    compute: the same number of multiply-adds, 5-11 % of the convolutions' at 28x28.
     """
 
     def __init__(
