@@ -2,7 +2,7 @@
 
 Trains one candidate on the Fashion-MNIST training split (the 5,000 validation images held
 out as ``aedenoise train`` holds them out) at the seed's noise (Gaussian sigma 0.2,
-clipped), with fresh noise each epoch, Adam (fused), a per-step cosine schedule from
+clipped), with fresh noise each epoch, Adam (fused; ``--muon``: :class:`aedenoise.muon.MuonAdam`), a per-step cosine schedule from
 ``--lr`` to ``--min-lr``, and prints the validation PSNR after each epoch (plain, and
 with the mirror-image self-ensemble when ``--hflip`` trains on flipped images). Selection
 used these validation numbers only; the test set is scored by ``aedenoise train``.
@@ -33,7 +33,8 @@ from aedenoise.data.sources import epoch_generator
 from aedenoise.evaluate import add_noise
 from aedenoise.losses import build_loss
 from aedenoise.metrics import psnr
-from aedenoise.models.res_ae import GlobalContext, ResAE, ResBlock, activation_layer
+from aedenoise.muon import MuonAdam, is_muon_kernel
+from aedenoise.models.res_ae import ACTIVATIONS, GlobalContext, ResAE, ResBlock, activation_layer
 from aedenoise.train import build_training_data, noisy_batch, random_hflip
 
 VAL_NOISE_SEED = 7777
@@ -126,6 +127,14 @@ def build(args: argparse.Namespace) -> nn.Module:
         model = ResAE(1, args.width, args.blocks, args.act)
         if args.global_hidden:
             model.bottleneck = GlobalContext(2 * args.width, grid=7, hidden=args.global_hidden)
+        if args.decoder_global:  # a second context block on the 14x14 decoder input (pooled to --decoder-grid)
+            model.decoder_context = GlobalContext(2 * args.width, grid=args.decoder_grid, hidden=args.decoder_global)
+            model.dec1.register_forward_pre_hook(lambda mod, inp: (model.decoder_context(inp[0]),))
+        if args.pos_bias:  # zero-initialised maps added to the stem, 14x14 encoder and 28x28 decoder-input features
+            for name, module, shape in (("pos0", model.stem, (args.width, 28, 28)), ("pos1", model.down1, (2 * args.width, 14, 14)),
+                                        ("pos2", model.up1, (args.width, 28, 28))):
+                model.register_parameter(name, nn.Parameter(torch.zeros(1, *shape)))
+                module.register_forward_hook(lambda mod, inp, out, name=name: out + getattr(model, name))
         return model
     c0, c1, c2, b0, b1, b2 = (int(v) for v in args.arch.split(","))
     return Candidate(c0, c1, c2, b0, b1, b2, act=args.act, global_hidden=args.global_hidden, global_layers=args.global_layers,
@@ -137,10 +146,11 @@ def main() -> None:
     p.add_argument("--width", type=int, default=16, help="res_ae width (without --arch)")
     p.add_argument("--blocks", type=int, default=1, help="res_ae blocks per scale (without --arch)")
     p.add_argument("--arch", help="c0,c1,c2,b0,b1,b2: widths at 28/14/7 px and residual blocks there (a Candidate)")
-    p.add_argument("--act", choices=("relu", "gelu", "silu"), default="relu")
+    p.add_argument("--act", choices=ACTIVATIONS, default="relu")
     p.add_argument("--global-hidden", type=int, default=0, help="global-context MLP hidden units at 7x7 (0: none)")
     p.add_argument("--global-layers", type=int, default=1, help="hidden layers of that MLP (--arch only)")
-    p.add_argument("--decoder-global", type=int, default=0, help="a second context MLP on the 14x14 decoder input (--arch only)")
+    p.add_argument("--decoder-global", type=int, default=0, help="a second context MLP on the 14x14 decoder input")
+    p.add_argument("--decoder-grid", type=int, default=7, help="its grid: 7 (pooled) or 14 (every position); without --arch only")
     p.add_argument("--attention", type=int, default=0, help="transformer blocks at 7x7 (--arch only)")
     p.add_argument("--loss", choices=("mse", "psnr"), default="mse")
     p.add_argument("--epochs", type=int, default=3)
@@ -151,6 +161,10 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--hflip", action="store_true", help="train on random left-right flips; also report the mirror-image ensemble")
     p.add_argument("--vflip", action="store_true", help="with --hflip: random up-down flips too; the ensemble has 4 members")
+    p.add_argument("--ema", type=float, default=0.0, help="also report an exponential moving average of the weights with this decay")
+    p.add_argument("--zero-init", action="store_true", help="residual blocks' last conv starts at zero")
+    p.add_argument("--muon", type=float, default=0.0, help="aedenoise.muon.MuonAdam: Muon at this lr for the conv kernels, Adam at --lr for the rest")
+    p.add_argument("--pos-bias", action="store_true", help="learned per-position bias maps on the 28x28 and 14x14 features (res_ae layout)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
     p.add_argument("--results", default="runs/fmnist-design-search.jsonl")
@@ -159,13 +173,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = build(args).to(memory_format=torch.channels_last)
+    if args.zero_init:
+        for m in model.modules():
+            if isinstance(m, ResBlock):
+                nn.init.zeros_(m.body[-1].weight)
+                nn.init.zeros_(m.body[-1].bias)
+    ema = [q.detach().clone() for q in model.parameters()] if args.ema else []
     config = resolve_config(preset="fmnist-seed")  # Fashion-MNIST, Gaussian sigma 0.2 clipped
     data = build_training_data(config)
     noise = config.noise.build()
     val_y, _ = add_noise(data.val_x, noise, seed=config.seed + VAL_NOISE_SEED)
     total = args.epochs * data.batches_per_epoch(args.batch_size, drop_last=False)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
+    if args.muon:
+        opt: torch.optim.Optimizer = MuonAdam([q for q in model.parameters() if is_muon_kernel(q)], [q for q in model.parameters() if not is_muon_kernel(q)],
+                                              lr=args.lr, muon_lr=args.muon)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
     floor = args.min_lr / args.lr
+
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     loss_fn = build_loss(args.loss)
 
@@ -198,10 +223,19 @@ def main() -> None:
             loss.backward()
             opt.step()
             sched.step()
+            if ema:
+                torch._foreach_lerp_(ema, [q.detach() for q in model.parameters()], 1.0 - args.ema)
         seconds += time.perf_counter() - t0
         row = {"epoch": epoch + 1, "val_psnr": round(validate(False), 3), "seconds": round(seconds, 1)}
         if args.hflip:
             row["val_psnr_flip_ensemble"] = round(validate(True), 3)
+        if ema:
+            live = [q.detach().clone() for q in model.parameters()]
+            torch._foreach_copy_([q.detach() for q in model.parameters()], ema)
+            row["val_psnr_ema"] = round(validate(False), 3)
+            if args.hflip:
+                row["val_psnr_ema_flip_ensemble"] = round(validate(True), 3)
+            torch._foreach_copy_([q.detach() for q in model.parameters()], live)
         history.append(row)
         print(args.tag, row, flush=True)
     result = {**vars(args), "parameters": sum(q.numel() for q in model.parameters()), "history": history}

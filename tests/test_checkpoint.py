@@ -61,10 +61,17 @@ def test_architecture_args_rebuild(tmp_path: Path) -> None:
     assert model.in_channels == 3 and model(batch(channels=3)).shape == (4, 3, 16, 16)
 
 
+def make_muon(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    from aedenoise.train import make_optimizer
+
+    return make_optimizer("muon", params, lr=1e-3, weight_decay=0.01, muon_lr=3e-3)
+
+
 @pytest.mark.parametrize("make_optimizer", [
     lambda params: torch.optim.Adam(params, lr=1e-3),
     lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True),
     lambda params: torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01, amsgrad=True),
+    lambda params: make_muon(list(params)),
 ])
 def test_optimizer_state_resume_gives_identical_next_step(tmp_path: Path, make_optimizer) -> None:
     def step(model, opt, seed: int) -> None:

@@ -142,6 +142,20 @@ def test_cpu_options_psnr_loss_bf16_channels_last_and_flips_learn_and_repeat(tmp
     assert all(torch.equal(v, again[k]) for k, v in result.model.state_dict().items())
 
 
+def test_muon_optimizer_learns_repeats_and_resumes(tmp_path: Path, data: TensorData) -> None:
+    cfg = validate_config({
+        **CONFIG, "epochs": 2, "model": {"name": "res_ae", "args": {"width": 8, "blocks": 1}},
+        "optim": {"name": "muon", "lr": 3e-3, "muon_lr": 5e-3, "loss": "psnr"},
+    })
+    whole = train(cfg, tmp_path / "whole", progress=False, data=data)
+    assert whole.history[-1]["val_psnr"] > whole.val_noisy_psnr + 5, (whole.history, whole.val_noisy_psnr)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False, data=_Interrupting(data, epoch=1, after=3))
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False, data=data)
+    w, r = _weights(whole.model), _weights(resumed.model)
+    assert all(torch.equal(w[k], r[k]) for k in w), "resumed weights differ from the uninterrupted run"
+
+
 def test_random_hflip_flips_about_half_and_repeats_with_the_generator() -> None:
     from aedenoise.train import random_hflip
 

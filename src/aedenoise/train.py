@@ -82,12 +82,22 @@ def build_model(config: TrainConfig, channels: int) -> Denoiser:
     return create_model(config.model.name, **args)
 
 
-def make_optimizer(name: str, params: list[nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """``adam``, ``adamw`` (fused kernels where available) or ``sgd`` (momentum 0.9) over ``params``."""
+def make_optimizer(name: str, params: list[nn.Parameter], *, lr: float, weight_decay: float, muon_lr: float | None = None) -> torch.optim.Optimizer:
+    """``adam``, ``adamw`` (fused kernels where available), ``sgd`` (momentum 0.9) or ``muon`` over ``params``.
+
+    ``muon``: :class:`aedenoise.muon.MuonAdam`, Muon at ``muon_lr`` (default ``lr``) for the
+    convolution kernels among ``params``, Adam at ``lr`` for the others.
+    """
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "muon":
+        from aedenoise.muon import MuonAdam, is_muon_kernel
+
+        kernels = [p for p in params if is_muon_kernel(p)]
+        rest = [p for p in params if not is_muon_kernel(p)]
+        return MuonAdam(kernels, rest, lr=lr, muon_lr=lr if muon_lr is None else muon_lr, weight_decay=weight_decay)
     if name not in ("adam", "adamw"):
-        raise ConfigError(f"unknown optimizer {name!r}; use adam, adamw or sgd")
+        raise ConfigError(f"unknown optimizer {name!r}; use adam, adamw, sgd or muon")
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     try:  # the fused kernel: one call per step instead of ~10 per parameter (same update)
         return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
@@ -98,7 +108,7 @@ def make_optimizer(name: str, params: list[nn.Parameter], *, lr: float, weight_d
 def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
     """The optimizer and, for the cosine schedule, a per-step LR scheduler (else ``None``)."""
     o = config.optim
-    opt = make_optimizer(o.name, list(model.parameters()), lr=o.lr, weight_decay=o.weight_decay)
+    opt = make_optimizer(o.name, list(model.parameters()), lr=o.lr, weight_decay=o.weight_decay, muon_lr=o.muon_lr)
     if o.schedule != "cosine":
         return opt, None
     floor = o.min_lr / o.lr
@@ -317,7 +327,8 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         "data": config.data.kind, "data_dir": config.data.data_dir,
         "noise": config.noise.build().describe(), "noise_config": config.noise.model_dump(mode="json"),
         "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "test_seed": config.test_seed,
-        "optimizer": f"{o.name} lr {o.lr:g}{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
+        "optimizer": f"{o.name} lr {o.lr:g}{f' (kernels {o.lr if o.muon_lr is None else o.muon_lr:g})' if o.name == 'muon' else ''}"
+                     f"{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
         "device": result.device, "threads": result.threads, "torch": torch.__version__, "aedenoise": __version__,
         "fast_path": result.fast_path, "amp": result.amp,
         "train_seconds": result.train_seconds, "load_average": result.load_average, "train_images": result.train_images, "val_images": result.val_images,
