@@ -12,7 +12,7 @@ learning rate is on Adam's scale. Kernels of the same shape are orthogonalised i
 batched call: a small network's step costs a few dozen tensor operations, not hundreds.
 
 Measured on Fashion-MNIST (docs/models-fmnist.md): it speeds up early training (+0.12 dB
-validation PSNR over Adam after a 3-epoch schedule, at about 5 % more time per step); by the
+validation PSNR over Adam after a 3-epoch schedule, for about 7 % more time per step); by the
 end of longer schedules the gap closes (+0.03 dB test after ``fmnist-best``'s 8 epochs, none
 for width 24 after 10), so the presets keep Adam.
 """
