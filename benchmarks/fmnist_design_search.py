@@ -33,9 +33,8 @@ from aedenoise.data.sources import epoch_generator
 from aedenoise.evaluate import add_noise
 from aedenoise.losses import build_loss
 from aedenoise.metrics import psnr
-from aedenoise.muon import MuonAdam, is_muon_kernel
 from aedenoise.models.res_ae import ACTIVATIONS, GlobalContext, ResAE, ResBlock, activation_layer
-from aedenoise.train import build_training_data, noisy_batch, random_hflip
+from aedenoise.train import build_training_data, make_optimizer, noisy_batch, random_hflip
 
 VAL_NOISE_SEED = 7777
 
@@ -184,13 +183,8 @@ def main() -> None:
     noise = config.noise.build()
     val_y, _ = add_noise(data.val_x, noise, seed=config.seed + VAL_NOISE_SEED)
     total = args.epochs * data.batches_per_epoch(args.batch_size, drop_last=False)
-    if args.muon:
-        opt: torch.optim.Optimizer = MuonAdam([q for q in model.parameters() if is_muon_kernel(q)], [q for q in model.parameters() if not is_muon_kernel(q)],
-                                              lr=args.lr, muon_lr=args.muon)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
+    opt = make_optimizer("muon" if args.muon else "adam", list(model.parameters()), lr=args.lr, weight_decay=0.0, muon_lr=args.muon or None)
     floor = args.min_lr / args.lr
-
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     loss_fn = build_loss(args.loss)
 

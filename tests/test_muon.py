@@ -38,20 +38,22 @@ def test_is_muon_kernel_leaves_first_last_and_non_conv_layers_to_adam() -> None:
     assert not any(is_muon_kernel(p) for p in (body.bias, linear.weight, linear.bias))
 
 
-def test_kernel_update_is_torch_muon_on_the_matrix_view() -> None:
-    kernel = nn.Parameter(gaussian(8, 4, 3, 3))
-    matrix = nn.Parameter(kernel.detach().reshape(8, 36).clone())
+@pytest.mark.parametrize("shape", [(8, 4, 3, 3), (32, 2, 3, 3)], ids=["wide", "tall"])
+def test_kernel_update_is_torch_muon_on_the_matrix_view(shape: tuple[int, int, int, int]) -> None:
+    rows, cols = shape[0], shape[1] * shape[2] * shape[3]
+    kernel = nn.Parameter(gaussian(*shape))
+    matrix = nn.Parameter(kernel.detach().reshape(rows, cols).clone())
     ours = MuonAdam([kernel], [], lr=1e-3, muon_lr=0.02)
     theirs = torch.optim.Muon([matrix], lr=0.02, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
     start = kernel.detach().clone()
     for step in range(3):
-        grad = gaussian(8, 4, 3, 3, seed=step + 1)
-        kernel.grad, matrix.grad = grad.clone(), grad.reshape(8, 36).clone()
+        grad = gaussian(*shape, seed=step + 1)
+        kernel.grad, matrix.grad = grad.clone(), grad.reshape(rows, cols).clone()
         ours.step()
         theirs.step()
-    moved = (kernel.detach() - start).reshape(8, 36)
-    gap = kernel.detach().reshape(8, 36) - matrix.detach()
-    assert float(moved.norm()) > 0.1
+    moved = (kernel.detach() - start).reshape(rows, cols)
+    gap = kernel.detach().reshape(rows, cols) - matrix.detach()
+    assert float(moved.norm()) > 0.05
     assert float(gap.norm()) < 0.03 * float(moved.norm())  # torch's Newton-Schulz runs in bfloat16, ours in float32
 
 

@@ -322,13 +322,13 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
     from aedenoise.report.run import Examples, write_run_report
 
     o, model = config.optim, result.model
+    kernel_lr = f" (kernels {o.lr if o.muon_lr is None else o.muon_lr:g})" if o.name == "muon" else ""
     metrics: dict[str, Any] = {
         "model": {**model.arch, "parameters": sum(p.numel() for p in model.parameters())},
         "data": config.data.kind, "data_dir": config.data.data_dir,
         "noise": config.noise.build().describe(), "noise_config": config.noise.model_dump(mode="json"),
         "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "test_seed": config.test_seed,
-        "optimizer": f"{o.name} lr {o.lr:g}{f' (kernels {o.lr if o.muon_lr is None else o.muon_lr:g})' if o.name == 'muon' else ''}"
-                     f"{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
+        "optimizer": f"{o.name} lr {o.lr:g}{kernel_lr}{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
         "device": result.device, "threads": result.threads, "torch": torch.__version__, "aedenoise": __version__,
         "fast_path": result.fast_path, "amp": result.amp,
         "train_seconds": result.train_seconds, "load_average": result.load_average, "train_images": result.train_images, "val_images": result.val_images,
