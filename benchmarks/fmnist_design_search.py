@@ -8,8 +8,9 @@ with the mirror-image self-ensemble when ``--hflip`` trains on flipped images). 
 used these validation numbers only; the test set is scored by ``aedenoise train``.
 
 It is a loop of its own, not :func:`aedenoise.train.train`, so that candidates that are
-not in the registry (``--arch``, ``--decoder-global``, ``--attention``) can be tried. The
-table in docs/models-fmnist.md lists the runs and their commands, e.g.::
+not in the registry (``--arch``, ``--decoder-global``, ``--attention``, ``--separable``, ...) can
+be tried; ``--time-steps N`` only times a candidate's training step. The tables in
+docs/models-fmnist.md list the runs and their commands, e.g.::
 
     python benchmarks/fmnist_design_search.py --epochs 3 --loss psnr --global-hidden 512 --bf16 --tag fc512
 
@@ -121,14 +122,87 @@ def _flip(t: Tensor, dims: tuple[int, ...]) -> Tensor:
 _unflip = _flip
 
 
+class DenseContext(nn.Module):
+    """The global context MLP with a second output: ``k`` full-resolution (28x28) maps from its hidden layer.
+
+    ``forward(f)`` returns ``f + mlp(f)`` as :class:`GlobalContext` does and keeps the maps, which
+    :meth:`inject` adds (through a 1x1 convolution to ``out_channels``, zero at the start) to 28x28 features.
+    """
+
+    def __init__(self, channels: int, hidden: int, k: int, out_channels: int, size: int = 28) -> None:
+        super().__init__()
+        n = channels * 49
+        self.inp = nn.Sequential(nn.Flatten(), nn.Linear(n, hidden), nn.ReLU(inplace=True))
+        self.out = nn.Linear(hidden, n)
+        self.dense = nn.Linear(hidden, k * size * size)
+        self.mix = nn.Conv2d(k, out_channels, 1)
+        self.k, self.size = k, size
+        for layer in (self.out, self.mix):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self._maps: Tensor | None = None
+
+    def forward(self, f: Tensor) -> Tensor:
+        h = self.inp(f)
+        self._maps = self.dense(h).view(f.shape[0], self.k, self.size, self.size)
+        return f + self.out(h).view_as(f)
+
+    def inject(self, g: Tensor) -> Tensor:
+        maps, self._maps = self._maps, None
+        return g + self.mix(maps.contiguous(memory_format=torch.channels_last))
+
+
+class SeparableBlock(nn.Module):
+    """``x + pw2(act(pw1(dw(x))))``: a depthwise ``k x k`` convolution, then a 1x1 expansion by ``expand`` and back."""
+
+    def __init__(self, c: int, k: int, expand: int, act: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, k, padding=k // 2, groups=c), nn.Conv2d(c, expand * c, 1),
+                                  activation_layer(act), nn.Conv2d(expand * c, c, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def use_separable_blocks(model: nn.Module, k: int, expand: int, act: str) -> None:
+    """Every :class:`ResBlock` of ``model`` replaced by a :class:`SeparableBlock` of the same width (in place)."""
+    for parent in list(model.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, ResBlock):
+                setattr(parent, name, SeparableBlock(m.body[0].in_channels, k, expand, act))
+
+
+def add_batch_norm(model: nn.Module) -> None:
+    """A BatchNorm2d after every convolution of ``model`` but the first and the last (in place)."""
+    convs = [(parent, name, m) for parent in model.modules() for name, m in parent.named_children()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    for parent, name, m in convs[1:-1]:
+        setattr(parent, name, nn.Sequential(m, nn.BatchNorm2d(m.out_channels)))
+
+
+def random_roll(x: Tensor, k: int, g: torch.Generator) -> Tensor:
+    """``x`` [B, C, H, W] with each image rolled (circularly) by up to ``k`` pixels each way, rows and columns."""
+    d = torch.randint(-k, k + 1, (2, x.shape[0]), generator=g, device=g.device).tolist()
+    return torch.stack([xi.roll((a, b), (-2, -1)) for xi, a, b in zip(x, d[0], d[1])])
+
+
 def build(args: argparse.Namespace) -> nn.Module:
     if args.arch is None:  # the registry's res_ae, with the global context of res_ae_global when asked
         model = ResAE(1, args.width, args.blocks, args.act)
-        if args.global_hidden:
+        if args.global_hidden and args.global_dense:
+            model.bottleneck = DenseContext(2 * args.width, args.global_hidden, args.global_dense, args.width)
+            model.up1.register_forward_hook(lambda mod, inp, out: model.bottleneck.inject(out))
+        elif args.global_hidden:
             model.bottleneck = GlobalContext(2 * args.width, grid=7, hidden=args.global_hidden)
         if args.decoder_global:  # a second context block on the 14x14 decoder input (pooled to --decoder-grid)
             model.decoder_context = GlobalContext(2 * args.width, grid=args.decoder_grid, hidden=args.decoder_global)
             model.dec1.register_forward_pre_hook(lambda mod, inp: (model.decoder_context(inp[0]),))
+        if args.clip_flags:  # the stem also sees where y was clipped: (y == 0) and (y == 1) as two more channels
+            model.stem[0] = nn.Conv2d(3, args.width, 3, padding=1)
+            model.stem.register_forward_pre_hook(lambda mod, inp: (torch.cat([inp[0], (inp[0] <= 0).to(inp[0].dtype), (inp[0] >= 1).to(inp[0].dtype)], 1),))
+        if args.head_kernel != 3:
+            model.head = nn.Conv2d(args.width, 1, args.head_kernel, padding=args.head_kernel // 2)
+            model.stem[0] = nn.Conv2d(model.stem[0].in_channels, args.width, args.head_kernel, padding=args.head_kernel // 2)
         if args.pos_bias:  # zero-initialised maps added to the stem, 14x14 encoder and 28x28 decoder-input features
             for name, module, shape in (("pos0", model.stem, (args.width, 28, 28)), ("pos1", model.down1, (2 * args.width, 14, 14)),
                                         ("pos2", model.up1, (args.width, 28, 28))):
@@ -140,6 +214,33 @@ def build(args: argparse.Namespace) -> nn.Module:
                      decoder_global=args.decoder_global, attention=args.attention)
 
 
+def time_steps(model: nn.Module, args: argparse.Namespace) -> None:
+    """Print the median time of a training step on one random batch (3 blocks of ``--time-steps`` after 20 warm-up steps)."""
+    opt = make_optimizer("muon" if args.muon else "adam", list(model.parameters()), lr=args.lr, weight_decay=0.0, muon_lr=args.muon or None)
+    loss_fn = build_loss(args.loss)
+    x = torch.rand(args.batch_size, 1, 28, 28)
+    y = (x + 0.2 * torch.randn_like(x)).clamp(0, 1).contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = loss_fn(model(y).float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(20):
+        step()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(args.time_steps):
+            step()
+        times.append((time.perf_counter() - t0) / args.time_steps * 1e3)
+    params = sum(q.numel() for q in model.parameters())
+    print(f"{args.tag or 'candidate'}: {params:,} parameters, {sorted(times)[1]:.1f} ms per training step "
+          f"(batch {args.batch_size}, {args.threads} thread(s), median of 3 x {args.time_steps})", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--width", type=int, default=16, help="res_ae width (without --arch)")
@@ -147,6 +248,7 @@ def main() -> None:
     p.add_argument("--arch", help="c0,c1,c2,b0,b1,b2: widths at 28/14/7 px and residual blocks there (a Candidate)")
     p.add_argument("--act", choices=ACTIVATIONS, default="relu")
     p.add_argument("--global-hidden", type=int, default=0, help="global-context MLP hidden units at 7x7 (0: none)")
+    p.add_argument("--global-dense", type=int, default=0, help="the context MLP also emits this many 28x28 maps, added to the 28x28 decoder input (without --arch)")
     p.add_argument("--global-layers", type=int, default=1, help="hidden layers of that MLP (--arch only)")
     p.add_argument("--decoder-global", type=int, default=0, help="a second context MLP on the 14x14 decoder input")
     p.add_argument("--decoder-grid", type=int, default=7, help="its grid: 7 (pooled) or 14 (every position); without --arch only")
@@ -163,7 +265,14 @@ def main() -> None:
     p.add_argument("--ema", type=float, default=0.0, help="also report an exponential moving average of the weights with this decay")
     p.add_argument("--zero-init", action="store_true", help="residual blocks' last conv starts at zero")
     p.add_argument("--muon", type=float, default=0.0, help="aedenoise.muon.MuonAdam: Muon at this lr for the conv kernels, Adam at --lr for the rest")
+    p.add_argument("--shift", type=int, default=0, help="train on random circular shifts of up to this many pixels each way; also report shift x mirror ensembles")
+    p.add_argument("--separable", type=int, default=0, help="residual blocks as depthwise KxK + 1x1 expansion blocks (this K)")
+    p.add_argument("--expand", type=int, default=2, help="the 1x1 expansion of --separable blocks")
+    p.add_argument("--clip-flags", action="store_true", help="the stem also gets the maps y == 0 and y == 1 (where the noise was clipped)")
+    p.add_argument("--head-kernel", type=int, default=3, help="kernel size of the first and last convolutions (res_ae layout)")
+    p.add_argument("--norm", action="store_true", help="BatchNorm after every convolution but the first and the last")
     p.add_argument("--pos-bias", action="store_true", help="learned per-position bias maps on the 28x28 and 14x14 features (res_ae layout)")
+    p.add_argument("--time-steps", type=int, default=0, help="only time training steps of the candidate (this many per block) and exit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
     p.add_argument("--results", default="runs/fmnist-design-search.jsonl")
@@ -171,12 +280,20 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = build(args).to(memory_format=torch.channels_last)
+    model = build(args)
+    if args.norm:
+        add_batch_norm(model)
+    if args.separable:
+        use_separable_blocks(model, args.separable, args.expand, args.act)
+    model = model.to(memory_format=torch.channels_last)
     if args.zero_init:
         for m in model.modules():
             if isinstance(m, ResBlock):
                 nn.init.zeros_(m.body[-1].weight)
                 nn.init.zeros_(m.body[-1].bias)
+    if args.time_steps:
+        time_steps(model, args)
+        return
     ema = [q.detach().clone() for q in model.parameters()] if args.ema else []
     config = resolve_config(preset="fmnist-seed")  # Fashion-MNIST, Gaussian sigma 0.2 clipped
     data = build_training_data(config)
@@ -189,13 +306,17 @@ def main() -> None:
     loss_fn = build_loss(args.loss)
 
     @torch.inference_mode()
-    def validate(ensemble: bool) -> float:
+    def validate(ensemble: bool, shifts: tuple[tuple[int, int], ...] = ((0, 0),)) -> float:
         model.eval()
         out = []
         for i in range(0, len(val_y), 1000):
             y = val_y[i : i + 1000].contiguous(memory_format=torch.channels_last)
             dims = ([(), (-1,)] + ([(-2,), (-2, -1)] if args.vflip else [])) if ensemble else [()]
-            out.append(sum(_unflip(model(_flip(y, d)).float(), d) for d in dims) / len(dims))
+            acc = 0
+            for s in shifts:
+                ys = y.roll(s, (-2, -1)) if s != (0, 0) else y
+                acc = acc + sum(_unflip(model(_flip(ys, d)).float(), d) for d in dims).roll((-s[0], -s[1]), (-2, -1))
+            out.append(acc / (len(dims) * len(shifts)))
         model.train()
         return float(psnr(torch.cat(out).clamp(0, 1), data.val_x).mean())
 
@@ -209,6 +330,8 @@ def main() -> None:
                 x = random_hflip(x, g)
             if args.vflip:
                 x = random_hflip(x.transpose(-1, -2), g).transpose(-1, -2)  # up-down
+            if args.shift:
+                x = random_roll(x, args.shift, g)
             y, _ = noisy_batch(noise, x, g)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 out = model(y.contiguous(memory_format=torch.channels_last))
@@ -223,6 +346,12 @@ def main() -> None:
         row = {"epoch": epoch + 1, "val_psnr": round(validate(False), 3), "seconds": round(seconds, 1)}
         if args.hflip:
             row["val_psnr_flip_ensemble"] = round(validate(True), 3)
+        if args.shift and (args.hflip or epoch + 1 == args.epochs):
+            phases = tuple((a, b) for a in (0, 1) for b in (0, 1))
+            near = tuple((a, b) for a in (-1, 0, 1) for b in (-1, 0, 1))
+            row["val_psnr_phase4_ensemble"] = round(validate(args.hflip, phases), 3)
+            if epoch + 1 == args.epochs:
+                row["val_psnr_shift9_ensemble"] = round(validate(args.hflip, near), 3)
         if ema:
             live = [q.detach().clone() for q in model.parameters()]
             torch._foreach_copy_([q.detach() for q in model.parameters()], ema)

@@ -4,7 +4,7 @@ Builds the preset's model and recipe pieces (channels-last, bfloat16 autocast wh
 has it, PSNR loss), runs ``--warmup`` steps on one random batch, then ``--repeats`` timed
 blocks of ``--steps`` steps, and prints the median milliseconds per step and per image.
 ``--profile`` adds a torch.profiler table (self CPU time per operator, grouped by input
-shapes). One setting per process: a second model timed in the same process can run 20 %
+shapes); ``--compile`` times the ``torch.compile``-d model instead. One setting per process: a second model timed in the same process can run 20 %
 slower or faster than in a fresh one. Run it on an idle machine with glibc's malloc
 thresholds raised (see docs/benchmarks.md), e.g.::
 
@@ -39,6 +39,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (default mode; the first step's compile time is printed)")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -49,16 +50,21 @@ def main() -> None:
     torch.manual_seed(0)
     model = create_model(config.model.name, **config.model.args).to(memory_format=torch.channels_last)
     opt = make_optimizer(args.optimizer, list(model.parameters()), lr=config.optim.lr, weight_decay=0.0, muon_lr=args.muon_lr)
+    net = torch.compile(model, dynamic=False) if args.compile else model
     x = torch.rand(args.batch_size, 1, 28, 28)
     y = (x + 0.2 * torch.randn_like(x)).clamp(0, 1).contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(model(y).float(), x)
+            loss = loss_fn(net(y).float(), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
+    t0 = time.perf_counter()
+    step()
+    if args.compile:
+        print(f"first step (compiles): {time.perf_counter() - t0:.1f} s", flush=True)
     for _ in range(args.warmup):
         step()
     times = []
@@ -68,7 +74,7 @@ def main() -> None:
             step()
         times.append((time.perf_counter() - t0) / args.steps * 1e3)
     ms = statistics.median(times)
-    print(f"batch {args.batch_size}, {args.optimizer}: {ms:.2f} ms per step, {ms / args.batch_size:.3f} ms per image", flush=True)
+    print(f"batch {args.batch_size}, {args.optimizer}{', compiled' if args.compile else ''}: {ms:.2f} ms per step, {ms / args.batch_size:.3f} ms per image", flush=True)
     if args.profile:
         from torch.profiler import profile
 
