@@ -27,6 +27,7 @@ import math
 import time
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from aedenoise.config import resolve_config
@@ -214,6 +215,15 @@ def build(args: argparse.Namespace) -> nn.Module:
                      decoder_global=args.decoder_global, attention=args.attention)
 
 
+def score_mean(paths: list[str]) -> None:
+    """Print the validation PSNR of each ``--save-val`` file and of their mean (an ensemble of the runs)."""
+    val_x = build_training_data(resolve_config(preset="fmnist-seed")).val_x
+    estimates = [load_file(path)["x_hat"] for path in paths]
+    for path, x_hat in zip(paths, estimates):
+        print(f"{path}: {float(psnr(x_hat, val_x).mean()):.3f} dB")
+    print(f"mean of {len(paths)}: {float(psnr(torch.stack(estimates).mean(0), val_x).mean()):.3f} dB", flush=True)
+
+
 def time_steps(model: nn.Module, args: argparse.Namespace) -> None:
     """Print the median time of a training step on one random batch (3 blocks of ``--time-steps`` after 20 warm-up steps)."""
     opt = make_optimizer("muon" if args.muon else "adam", list(model.parameters()), lr=args.lr, weight_decay=0.0, muon_lr=args.muon or None)
@@ -272,6 +282,8 @@ def main() -> None:
     p.add_argument("--head-kernel", type=int, default=3, help="kernel size of the first and last convolutions (res_ae layout)")
     p.add_argument("--norm", action="store_true", help="BatchNorm after every convolution but the first and the last")
     p.add_argument("--pos-bias", action="store_true", help="learned per-position bias maps on the 28x28 and 14x14 features (res_ae layout)")
+    p.add_argument("--save-val", help="write the final validation estimates to this safetensors file")
+    p.add_argument("--score-mean", nargs="+", help="only score --save-val files and their mean on the validation set, and exit")
     p.add_argument("--time-steps", type=int, default=0, help="only time training steps of the candidate (this many per block) and exit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
@@ -279,6 +291,9 @@ def main() -> None:
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.score_mean:
+        score_mean(args.score_mean)
+        return
     torch.manual_seed(args.seed)
     model = build(args)
     if args.norm:
@@ -306,7 +321,7 @@ def main() -> None:
     loss_fn = build_loss(args.loss)
 
     @torch.inference_mode()
-    def validate(ensemble: bool, shifts: tuple[tuple[int, int], ...] = ((0, 0),)) -> float:
+    def estimate(ensemble: bool, shifts: tuple[tuple[int, int], ...] = ((0, 0),)) -> Tensor:
         model.eval()
         out = []
         for i in range(0, len(val_y), 1000):
@@ -318,7 +333,10 @@ def main() -> None:
                 acc = acc + sum(_unflip(model(_flip(ys, d)).float(), d) for d in dims).roll((-s[0], -s[1]), (-2, -1))
             out.append(acc / (len(dims) * len(shifts)))
         model.train()
-        return float(psnr(torch.cat(out).clamp(0, 1), data.val_x).mean())
+        return torch.cat(out).clamp(0, 1)
+
+    def validate(ensemble: bool, shifts: tuple[tuple[int, int], ...] = ((0, 0),)) -> float:
+        return float(psnr(estimate(ensemble, shifts), data.val_x).mean())
 
     history, seconds = [], 0.0
     cpu = torch.device("cpu")
@@ -361,6 +379,8 @@ def main() -> None:
             torch._foreach_copy_([q.detach() for q in model.parameters()], live)
         history.append(row)
         print(args.tag, row, flush=True)
+    if args.save_val:  # the final validation estimates (mirror ensemble with --hflip), for --score-mean
+        save_file({"x_hat": estimate(args.hflip).contiguous()}, args.save_val)
     result = {**vars(args), "parameters": sum(q.numel() for q in model.parameters()), "history": history}
     with open(args.results, "a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
