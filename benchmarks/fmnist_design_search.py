@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from aedenoise.atomic import atomic_path
 from aedenoise.config import resolve_config
 from aedenoise.data.sources import epoch_generator
 from aedenoise.evaluate import add_noise
@@ -380,7 +381,8 @@ def main() -> None:
         history.append(row)
         print(args.tag, row, flush=True)
     if args.save_val:  # the final validation estimates (mirror ensemble with --hflip), for --score-mean
-        save_file({"x_hat": estimate(args.hflip).contiguous()}, args.save_val)
+        with atomic_path(args.save_val) as tmp:
+            save_file({"x_hat": estimate(args.hflip).contiguous()}, str(tmp))
     result = {**vars(args), "parameters": sum(q.numel() for q in model.parameters()), "history": history}
     with open(args.results, "a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
