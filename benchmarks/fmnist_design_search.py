@@ -227,28 +227,13 @@ def score_mean(paths: list[str]) -> None:
 
 def time_steps(model: nn.Module, args: argparse.Namespace) -> None:
     """Print the median time of a training step on one random batch (3 blocks of ``--time-steps`` after 20 warm-up steps)."""
+    from fmnist_step_time import median_ms, training_step  # beside this script
+
     opt = make_optimizer("muon" if args.muon else "adam", list(model.parameters()), lr=args.lr, weight_decay=0.0, muon_lr=args.muon or None)
-    loss_fn = build_loss(args.loss)
-    x = torch.rand(args.batch_size, 1, 28, 28)
-    y = (x + 0.2 * torch.randn_like(x)).clamp(0, 1).contiguous(memory_format=torch.channels_last)
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            loss = loss_fn(model(y).float(), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(20):
-        step()
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(args.time_steps):
-            step()
-        times.append((time.perf_counter() - t0) / args.time_steps * 1e3)
+    step = training_step(model, opt, build_loss(args.loss), batch_size=args.batch_size, bf16=args.bf16)
+    ms = median_ms(step, warmup=20, steps=args.time_steps, repeats=3)
     params = sum(q.numel() for q in model.parameters())
-    print(f"{args.tag or 'candidate'}: {params:,} parameters, {sorted(times)[1]:.1f} ms per training step "
+    print(f"{args.tag or 'candidate'}: {params:,} parameters, {ms:.1f} ms per training step "
           f"(batch {args.batch_size}, {args.threads} thread(s), median of 3 x {args.time_steps})", flush=True)
 
 

@@ -19,13 +19,46 @@ import argparse
 import statistics
 import time
 
+from collections.abc import Callable
+
 import torch
+from torch import Tensor, nn
 
 from aedenoise.config import resolve_config
 from aedenoise.hardware import native_bf16
 from aedenoise.losses import build_loss
 from aedenoise.models import create_model
 from aedenoise.train import make_optimizer
+
+
+def training_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor], *,
+                  batch_size: int, bf16: bool) -> Callable[[], None]:
+    """A function that runs one training step of ``model`` on a fixed batch of random 28x28
+    images with Gaussian noise (sigma 0.2, clipped), channels-last, under bfloat16 autocast if ``bf16``."""
+    x = torch.rand(batch_size, 1, 28, 28)
+    y = (x + 0.2 * torch.randn_like(x)).clamp(0, 1).contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(y).float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def median_ms(step: Callable[[], None], *, warmup: int, steps: int, repeats: int) -> float:
+    """Median over ``repeats`` blocks of ``steps`` calls of ``step`` (after ``warmup`` calls), in ms per call."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - t0) / steps * 1e3)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -51,29 +84,12 @@ def main() -> None:
     model = create_model(config.model.name, **config.model.args).to(memory_format=torch.channels_last)
     opt = make_optimizer(args.optimizer, list(model.parameters()), lr=config.optim.lr, weight_decay=0.0, muon_lr=args.muon_lr)
     net = torch.compile(model, dynamic=False) if args.compile else model
-    x = torch.rand(args.batch_size, 1, 28, 28)
-    y = (x + 0.2 * torch.randn_like(x)).clamp(0, 1).contiguous(memory_format=torch.channels_last)
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(net(y).float(), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    step = training_step(net, opt, loss_fn, batch_size=args.batch_size, bf16=bf16)
     t0 = time.perf_counter()
     step()
     if args.compile:
         print(f"first step (compiles): {time.perf_counter() - t0:.1f} s", flush=True)
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        times.append((time.perf_counter() - t0) / args.steps * 1e3)
-    ms = statistics.median(times)
+    ms = median_ms(step, warmup=args.warmup, steps=args.steps, repeats=args.repeats)
     print(f"batch {args.batch_size}, {args.optimizer}{', compiled' if args.compile else ''}: {ms:.2f} ms per step, {ms / args.batch_size:.3f} ms per image", flush=True)
     if args.profile:
         from torch.profiler import profile
