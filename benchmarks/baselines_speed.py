@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aedenoise.baselines import create_baseline, list_baselines
+from aedenoise.classical import create_baseline, list_baselines
 from aedenoise.metrics import psnr
 
 

@@ -4,7 +4,7 @@
 
 Paths: the compiled kernel (``aedenoise.models.conv_ae_native``), the matrix-product
 formulation (``ConvAEFunction``) and the plain ``nn`` layers, all on the same random
-batch. A training step is what ``aedenoise.train`` does per batch (Gaussian noise, forward,
+batch. A training step is what ``aedenoise.training`` does per batch (Gaussian noise, forward,
 MSE, backward, fused Adam), timed as the median of ``--repeats`` runs of ``--steps``
 steps; inference is a forward pass under ``torch.inference_mode`` at ``--infer-batch``.
 With the kernel, torch itself runs on one thread inside ``kernel_threads`` as in training.
@@ -44,8 +44,7 @@ def main() -> None:
 
     from aedenoise.models import create_model
     from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
-    from aedenoise.noise import GaussianNoise
-    from aedenoise.train import noisy_batch
+    from aedenoise.noise import GaussianNoise, noisy_batch
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -46,7 +46,7 @@ def main() -> int:
     import torch
 
     from aedenoise.config import resolve_config
-    from aedenoise.train import choose_threads, finish_run, train
+    from aedenoise.training.loop import choose_threads, finish_run, train
 
     overrides = {k: v for k, v in {"epochs": args.epochs, "threads": args.threads}.items() if v is not None}
     if args.data_dir:
@@ -88,8 +88,8 @@ def infer_images_per_s(model, threads: int, repeats: int, config) -> dict[str, f
     """Median images/s over the test set at batch 256: the fast CPU path and the plain layers."""
     import torch
 
+    from aedenoise.benchmark.scoring import add_noise
     from aedenoise.data.fashion_mnist import load_fashion_mnist
-    from aedenoise.evaluate import add_noise
     from aedenoise.models.conv_ae_fast import fast_conv_ae
 
     torch.set_num_threads(threads)

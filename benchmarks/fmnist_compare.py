@@ -28,7 +28,7 @@ REPEATS = 3
 
 def load_model(spec: str):  # -> (Denoiser, label)
     """A shipped weights name (``fmnist-best``) or a checkpoint path."""
-    from aedenoise.checkpoint import load_checkpoint
+    from aedenoise.models.checkpoint import load_checkpoint
     from aedenoise.pretrained import load_pretrained
 
     if Path(spec).suffix == ".safetensors":
@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from aedenoise.atomic import write_json
+    from aedenoise.benchmark.scoring import add_noise, score
     from aedenoise.config import resolve_config
     from aedenoise.data.fashion_mnist import load_fashion_mnist
     from aedenoise.errors import AedenoiseError
-    from aedenoise.evaluate import add_noise, score
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", default="fmnist-seed", help="shipped weights name or checkpoint path (default fmnist-seed)")
@@ -92,7 +92,7 @@ def timed_denoise(model, y, sigma):  # -> (x_hat, images per second)
     """Denoise all of ``y`` :data:`REPEATS` times; the estimate and the median rate."""
     import time
 
-    from aedenoise.evaluate import denoise_batched
+    from aedenoise.benchmark.scoring import denoise_batched
 
     seconds = []
     for _ in range(REPEATS):

@@ -2,12 +2,12 @@
 
 Trains one candidate on the Fashion-MNIST training split (the 5,000 validation images held
 out as ``aedenoise train`` holds them out) at the seed's noise (Gaussian sigma 0.2,
-clipped), with fresh noise each epoch, Adam (fused; ``--muon``: :class:`aedenoise.muon.MuonAdam`), a per-step cosine schedule from
+clipped), with fresh noise each epoch, Adam (fused; ``--muon``: :class:`aedenoise.training.muon.MuonAdam`), a per-step cosine schedule from
 ``--lr`` to ``--min-lr``, and prints the validation PSNR after each epoch (plain, and
 with the mirror-image self-ensemble when ``--hflip`` trains on flipped images). Selection
 used these validation numbers only; the test set is scored by ``aedenoise train``.
 
-It is a loop of its own, not :func:`aedenoise.train.train`, so that candidates that are
+It is a loop of its own, not :func:`aedenoise.training.train`, so that candidates that are
 not in the registry (``--arch``, ``--decoder-global``, ``--attention``, ``--separable``, ...) can
 be tried; ``--time-steps N`` only times a candidate's training step. The tables in
 docs/models-fmnist.md list the runs and their commands, e.g.::
@@ -31,13 +31,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from aedenoise.atomic import atomic_path
+from aedenoise.benchmark.scoring import add_noise
 from aedenoise.config import resolve_config
 from aedenoise.data.sources import epoch_generator
-from aedenoise.evaluate import add_noise
-from aedenoise.losses import build_loss
 from aedenoise.metrics import psnr
 from aedenoise.models.res_ae import ACTIVATIONS, GlobalContext, ResAE, ResBlock, activation_layer
-from aedenoise.train import build_training_data, make_optimizer, noisy_batch, random_hflip
+from aedenoise.noise import noisy_batch
+from aedenoise.training.loop import build_training_data, random_hflip
+from aedenoise.training.losses import build_loss
+from aedenoise.training.optimizers import make_optimizer
 
 VAL_NOISE_SEED = 7777
 
@@ -260,7 +262,7 @@ def main() -> None:
     p.add_argument("--vflip", action="store_true", help="with --hflip: random up-down flips too; the ensemble has 4 members")
     p.add_argument("--ema", type=float, default=0.0, help="also report an exponential moving average of the weights with this decay")
     p.add_argument("--zero-init", action="store_true", help="residual blocks' last conv starts at zero")
-    p.add_argument("--muon", type=float, default=0.0, help="aedenoise.muon.MuonAdam: Muon at this lr for the conv kernels, Adam at --lr for the rest")
+    p.add_argument("--muon", type=float, default=0.0, help="aedenoise.training.muon.MuonAdam: Muon at this lr for the conv kernels, Adam at --lr for the rest")
     p.add_argument("--shift", type=int, default=0, help="train on random circular shifts of up to this many pixels each way; also report shift x mirror ensembles")
     p.add_argument("--separable", type=int, default=0, help="residual blocks as depthwise KxK + 1x1 expansion blocks (this K)")
     p.add_argument("--expand", type=int, default=2, help="the 1x1 expansion of --separable blocks")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-
 from collections.abc import Callable
 
 import torch
@@ -26,9 +25,9 @@ from torch import Tensor, nn
 
 from aedenoise.config import resolve_config
 from aedenoise.hardware import native_bf16
-from aedenoise.losses import build_loss
 from aedenoise.models import create_model
-from aedenoise.train import make_optimizer
+from aedenoise.training.losses import build_loss
+from aedenoise.training.optimizers import make_optimizer
 
 
 def training_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor], *,

@@ -5,7 +5,7 @@
 # Each run is one Python process: it loads its data, waits until every run has loaded
 # (so they measure a shared GPU), times PROBE_S seconds of real training steps, then sizes
 # patches_per_epoch so that the config's epochs (full cosine schedule) end by the deadline,
-# and calls aedenoise.train.train(). Should a run still overrun, it is stopped at the hard
+# and calls aedenoise.training.train(). Should a run still overrun, it is stopped at the hard
 # limit and its last epoch checkpoint (last.safetensors, with optimizer state) is kept.
 #
 # Outputs (<= 8 files): $OUT/<run>/model.safetensors, $OUT/<run>/history.json, $OUT/train.log.
@@ -74,7 +74,7 @@ import torch
 from aedenoise.config import resolve_config
 from aedenoise.data.images import patch_training_data
 from aedenoise.models import create_model
-from aedenoise.train import train
+from aedenoise.training import train
 
 name, config_file, out_dir, ready_dir = sys.argv[1:5]
 n_runs, deadline, probe_s, tiny, device = int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7]), sys.argv[8] == "1", sys.argv[9]

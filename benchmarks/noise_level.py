@@ -1,4 +1,4 @@
-"""Accuracy of ``aedenoise.noise_level.estimate_sigma`` (the ``--sigma auto`` estimator).
+"""Accuracy of ``aedenoise.noise.level.estimate_sigma`` (the ``--sigma auto`` estimator).
 
 Two commands (run from the project root):
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from aedenoise.atomic import write_json
-from aedenoise.noise_level import MAX_ITER, PATCH_SIZE, TEXTURE_RATIO, estimate_sigma
+from aedenoise.noise.level import MAX_ITER, PATCH_SIZE, TEXTURE_RATIO, estimate_sigma
 
 SIGMAS_255 = (15, 25, 50)
 PATCH_GRID = (6, 7, 8)

@@ -29,7 +29,7 @@ CLASSICAL = ("gaussian", "median", "tv", "wavelet", "nlm", "bm3d")
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from aedenoise import harness
+    from aedenoise import benchmark
     from aedenoise.errors import AedenoiseError
     from aedenoise.report.benchmark import markdown_tables, write_outputs
 
@@ -48,17 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out = args.out or ROOT / "benchmarks" / ("results-quick" if args.quick else "results")
 
-    def progress(row: harness.ImageResult, cached: bool) -> None:
+    def progress(row: benchmark.ImageResult, cached: bool) -> None:
         if not cached:
             print(f"{row.method} {row.dataset}/{row.image} sigma {row.sigma:g}: {row.psnr:.2f} dB "
                   f"({row.seconds:.2f} s)", file=sys.stderr, flush=True)
 
     try:
         limit = 3 if args.quick else None
-        datasets = [harness.open_dataset(args.data_root / d, limit=limit) for d in args.dataset or DATASETS]
-        methods = [harness.resolve_method(m, device=args.device) for m in args.method or CLASSICAL]
-        result = harness.run_benchmark(
-            methods, datasets, args.sigma or harness.DEFAULT_SIGMAS, seed=args.seed, device=args.device,
+        datasets = [benchmark.open_dataset(args.data_root / d, limit=limit) for d in args.dataset or DATASETS]
+        methods = [benchmark.resolve_method(m, device=args.device) for m in args.method or CLASSICAL]
+        result = benchmark.run_benchmark(
+            methods, datasets, args.sigma or benchmark.DEFAULT_SIGMAS, seed=args.seed, device=args.device,
             cache_dir=out / "cache", examples_dir=out / "examples", progress=progress,
             warn=lambda msg: print(f"note: {msg}", file=sys.stderr), mismatch="skip",
         )

@@ -6,10 +6,10 @@ Linux carries the parent's resident size into a child's ``ru_maxrss`` across
 fork/exec, so this parent stays lean: it imports neither torch nor aedenoise, and the
 input PNG is written by a child of its own. Measurements:
 
-* ``tensor``: :func:`aedenoise.tiling.denoise_tiled` on a synthetic float32 image
+* ``tensor``: :func:`aedenoise.denoising.tiling.denoise_tiled` on a synthetic float32 image
   already in memory (the tiling machinery alone: input + one output + tiles).
 * ``file``: the whole ``aedenoise denoise`` pipeline on a synthetic PNG
-  (:func:`aedenoise.inference.denoise_files`: decode, denoise, encode, atomic write).
+  (:func:`aedenoise.denoising.denoise_files`: decode, denoise, encode, atomic write).
 * ``whole`` (only with ``--whole``): the same image in one forward pass, for comparison.
 
 The model is a 3-channel ``conv_ae`` with fixed random weights unless ``--model``
@@ -50,7 +50,7 @@ def _hwm_mb() -> float | None:
 def _model(spec: str | None):
     import torch
 
-    from aedenoise.inference import load_denoiser
+    from aedenoise.denoising import load_denoiser
     from aedenoise.models import create_model
 
     if spec:
@@ -79,7 +79,7 @@ def _synthetic(height: int, width: int):
 def child(mode: str, args: argparse.Namespace) -> dict:
     import torch
 
-    from aedenoise.tiling import denoise_tiled, denoise_whole
+    from aedenoise.denoising.tiling import denoise_tiled, denoise_whole
 
     if mode == "make-png":
         from aedenoise.io import write_image
@@ -91,7 +91,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     base = _peak_mb()
     start = time.perf_counter()
     if mode == "file":
-        from aedenoise.inference import denoise_files
+        from aedenoise.denoising import denoise_files
 
         out = Path(args.png).with_name("out")
         summary = denoise_files([args.png], out, model=model, sigma=sigma, tile=args.tile, overwrite=True)

@@ -1,4 +1,4 @@
-"""Choose the sigma-dependent parameters of the classical baselines (aedenoise.baselines).
+"""Choose the sigma-dependent parameters of the classical baselines (aedenoise.classical).
 
 A small grid search on TRAINING images only: seeded random 128x128 crops of a few
 Train400 images (gray) and CBSD432 images (RGB), additive white Gaussian noise at
@@ -11,7 +11,7 @@ Run from the project root (about 3-4 minutes on 2 cores)::
 
     .venv/bin/python benchmarks/tune_baselines.py --out /tmp/tune_baselines.json
 
-It prints the tables to paste into ``src/aedenoise/baselines.py``; ``--check`` exits
+It prints the tables to paste into ``src/aedenoise/classical/denoisers.py``; ``--check`` exits
 non-zero if they differ from the tables there.
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aedenoise import baselines as B
 from aedenoise.atomic import write_json
+from aedenoise.classical import denoisers as B
 
 KNOTS = B.KNOTS_255
 GAUSSIAN_GRID = tuple(round(0.4 + 0.1 * i, 1) for i in range(27))  # 0.4 ... 3.0 px
@@ -129,7 +129,7 @@ def tune_channels(bench: Bench, channels: int) -> dict:
 
 
 def tables(result: dict) -> dict[str, dict[int, tuple]]:
-    """``{TABLE_NAME: {channels: values}}`` in the form of the constants in baselines.py."""
+    """``{TABLE_NAME: {channels: values}}`` in the form of the constants in classical/denoisers.py."""
     out: dict[str, dict[int, tuple]] = {}
     for label, channels in (("gray", 1), ("color", 3)):
         for method in ("gaussian", "median", "tv", "wavelet", "nlm"):
@@ -148,7 +148,7 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
-    p.add_argument("--check", action="store_true", help="exit 1 if the tables differ from those in baselines.py")
+    p.add_argument("--check", action="store_true", help="exit 1 if the tables differ from those in classical/denoisers.py")
     args = p.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -160,7 +160,7 @@ def main() -> None:
 
     found = tables(result)
     result["tables"] = {name: {str(c): list(v) for c, v in per.items()} for name, per in found.items()}
-    print("\n# tables for src/aedenoise/baselines.py")
+    print("\n# tables for src/aedenoise/classical/denoisers.py")
     for name, per in found.items():
         print(f"{name} = {{1: {per[1]!r}, 3: {per[3]!r}}}")
     print("\n# mean PSNR (dB) of the chosen parameters at sigma 15/25/50 on the tuning crops")
@@ -173,9 +173,9 @@ def main() -> None:
     if args.check:
         current = {name: {c: tuple(getattr(B, name)[c]) for c in (1, 3)} for name in found}
         if current != found:
-            print("MISMATCH: the tables in baselines.py differ from this run", file=sys.stderr)
+            print("MISMATCH: the tables in classical/denoisers.py differ from this run", file=sys.stderr)
             sys.exit(1)
-        print("tables in baselines.py match this run")
+        print("tables in classical/denoisers.py match this run")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 import aedenoise.pretrained as pretrained
-from aedenoise.checkpoint import save_checkpoint
 from aedenoise.models import create_model
+from aedenoise.models.checkpoint import save_checkpoint
 from aedenoise.pretrained import PretrainedWeights
 
 

@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 import torch
 
-from aedenoise import baselines as B
-from aedenoise.baselines import create_baseline, list_baselines
+from aedenoise.classical import create_baseline, list_baselines
+from aedenoise.classical import denoisers as B
 from aedenoise.errors import AedenoiseError, ConfigError, DataError
 from aedenoise.metrics import psnr
 from aedenoise.models.base import Denoiser

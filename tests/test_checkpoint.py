@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from aedenoise import __version__
-from aedenoise.checkpoint import FORMAT, load_checkpoint, read_metadata, save_checkpoint
 from aedenoise.errors import CheckpointError
 from aedenoise.models import create_model
+from aedenoise.models.checkpoint import FORMAT, load_checkpoint, read_metadata, save_checkpoint
 from aedenoise.models.conv_ae import ConvAE
 
 
@@ -62,7 +62,7 @@ def test_architecture_args_rebuild(tmp_path: Path) -> None:
 
 
 def make_muon(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    from aedenoise.train import make_optimizer
+    from aedenoise.training.optimizers import make_optimizer
 
     return make_optimizer("muon", params, lr=1e-3, weight_decay=0.01, muon_lr=3e-3)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aedenoise.config import resolve_config
-from aedenoise.train import build_model
+from aedenoise.training.loop import build_model
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 

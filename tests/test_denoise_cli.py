@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from aedenoise.checkpoint import save_checkpoint
 from aedenoise.cli import main
+from aedenoise.denoising import adapt_channels, denoise_image, load_denoiser
+from aedenoise.denoising.tiling import denoise_whole
 from aedenoise.errors import ConfigError
-from aedenoise.inference import adapt_channels, denoise_image, load_denoiser
 from aedenoise.io import read_image, write_image
 from aedenoise.models import create_model
-from aedenoise.tiling import denoise_whole
+from aedenoise.models.checkpoint import save_checkpoint
 
 
 def _scaled(model):
@@ -163,7 +163,7 @@ def test_usage_errors(photos: Path, tmp_path: Path, gray_ckpt: Path, monkeypatch
     def no_default(channels: int) -> str:
         raise ConfigError("nothing shipped")
 
-    monkeypatch.setattr("aedenoise.inference.default_model_for", no_default)
+    monkeypatch.setattr("aedenoise.denoising.selection.default_model_for", no_default)
     assert _run(photos / "good.png", "-o", tmp_path / "d") == 2
     assert "--model" in capsys.readouterr().err
 
@@ -208,11 +208,11 @@ def test_load_denoiser_unknown_lists_choices() -> None:
 
 
 def test_no_model_picks_the_gray_or_color_default_and_estimates_sigma(tmp_path: Path, monkeypatch, capsys) -> None:
-    from fake_pretrained import install
-
-    from aedenoise.inference import default_model_for
-    from aedenoise.noise_level import estimate_sigma
+    from aedenoise.denoising import default_model_for
+    from aedenoise.noise.level import estimate_sigma
     from aedenoise.pretrained import load_pretrained
+
+    from fake_pretrained import install
 
     install(monkeypatch, tmp_path / "weights")
     assert (default_model_for(1), default_model_for(3)) == ("toy-gray", "toy-color")
@@ -249,9 +249,9 @@ def test_missing_color_default_fails_only_the_color_files(tmp_path: Path, monkey
 
 
 def test_shipped_weights_name_as_model(tmp_path: Path, monkeypatch) -> None:
-    from fake_pretrained import install
-
     from aedenoise.pretrained import load_pretrained
+
+    from fake_pretrained import install
 
     install(monkeypatch, tmp_path / "weights")
     write_image(tmp_path / "a.png", _image(1, 28, 28, 15))

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from aedenoise.checkpoint import load_checkpoint, read_metadata
 from aedenoise.config import validate_config
 from aedenoise.models import create_model
+from aedenoise.models.checkpoint import load_checkpoint, read_metadata
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,7 +49,7 @@ ENTRY = textwrap.dedent(
     import torch
     from safetensors.torch import save_file
     from aedenoise.config import validate_config
-    from aedenoise.train import train
+    from aedenoise.training.loop import train
     from data import make_data  # beside this script
 
     config, out, mode, dump = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -127,7 +127,7 @@ def test_torchrun_two_processes_match_one_process_and_resume(tmp_path: Path) -> 
     assert [(g["stage"], g["epoch"]) for g in meta["greedy"]] == [(1, 1), (2, 1)]
 
     # The same global batches in one process, uninterrupted: the same weights.
-    from aedenoise.train import train
+    from aedenoise.training.loop import train
 
     data = _load_module(tmp_path / "data.py", "ddp_test_data").make_data()
     single = train(validate_config({**CONFIG, "epochs": 2}), tmp_path / "single", progress=False, data=data)

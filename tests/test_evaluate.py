@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from aedenoise.evaluate import denoise_batched, evaluate_images, score, ssim_fast
+from aedenoise.benchmark.scoring import denoise_batched, evaluate_images, score, ssim_fast
 from aedenoise.metrics import psnr, ssim
 from aedenoise.models import create_model
 from aedenoise.noise import GaussianNoise

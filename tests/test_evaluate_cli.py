@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from aedenoise.cli import main
+
 from fake_pretrained import install
 
-pytest.importorskip("aedenoise.baselines", reason="the classical baselines provide the fast methods used here")
+pytest.importorskip("aedenoise.classical", reason="the classical baselines provide the fast methods used here")
 
 
 def write_dataset(folder: Path, n: int = 3, *, color: bool = False) -> Path:

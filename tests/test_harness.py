@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from aedenoise import harness
+from aedenoise import benchmark
+from aedenoise.benchmark import Method, noise_seed, noisy_image, open_dataset, quantize_8bit, run_benchmark
 from aedenoise.errors import ConfigError, DataError
-from aedenoise.harness import Method, noise_seed, noisy_image, open_dataset, quantize_8bit, run_benchmark
 from aedenoise.metrics import psnr, ssim
 from aedenoise.models.base import Denoiser
 
@@ -70,7 +70,7 @@ class Constant(Denoiser):
 
 
 def method(name: str, denoiser: Denoiser) -> Method:
-    return Method(name=name, denoiser=denoiser, key=harness.method_key(name, denoiser))
+    return Method(name=name, denoiser=denoiser, key=benchmark.method_key(name, denoiser))
 
 
 def independent_noisy(x: Tensor, dataset: str, image: str, sigma: float, seed: int = 0) -> Tensor:
@@ -219,7 +219,7 @@ def test_size_multiple_is_padded_and_cropped() -> None:
 
     model = NeedsEight()
     y = torch.rand(1, 1, 37, 45)
-    x_hat, seconds = harness.timed_call(model, y, 0.1)
+    x_hat, seconds = benchmark.timed_call(model, y, 0.1)
     assert x_hat.shape == y.shape and torch.equal(x_hat, y) and seconds >= 0
     assert model.seen[0][0].shape == (1, 1, 40, 48)
 
@@ -238,15 +238,15 @@ def test_open_dataset_errors_and_limit(tmp_path: Path, gray_dir: Path) -> None:
 
 
 def test_any_channels_attribute_decides_what_runs_on_color(tmp_path: Path) -> None:
-    from aedenoise.baselines import create_baseline
+    from aedenoise.classical import create_baseline
 
     class AnyChannels(Identity):
         any_channels = True
 
-    assert harness.accepts_channels(AnyChannels(in_channels=1), 3)
-    assert harness.accepts_channels(create_baseline("gaussian", in_channels=1), 3)
-    assert not harness.accepts_channels(Identity(in_channels=1), 3)
-    assert not harness.accepts_channels(AnyChannels(in_channels=1), 2)
+    assert benchmark.accepts_channels(AnyChannels(in_channels=1), 3)
+    assert benchmark.accepts_channels(create_baseline("gaussian", in_channels=1), 3)
+    assert not benchmark.accepts_channels(Identity(in_channels=1), 3)
+    assert not benchmark.accepts_channels(AnyChannels(in_channels=1), 2)
     d = tmp_path / "color"
     d.mkdir()
     write_png(d / "a.png", make_image(0, 24, 24, channels=3))
@@ -258,16 +258,16 @@ def test_any_channels_attribute_decides_what_runs_on_color(tmp_path: Path) -> No
 def test_auto_method_picks_per_dataset_and_skips_a_missing_default(
     tmp_path: Path, gray_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fake_pretrained import install
-
     from aedenoise.pretrained import load_pretrained
+
+    from fake_pretrained import install
 
     color = tmp_path / "color"
     color.mkdir()
     write_png(color / "a.png", make_image(0, 24, 28, channels=3))
     install(monkeypatch, tmp_path / "weights", color_default=False)
-    auto = harness.resolve_method("auto")
-    assert isinstance(auto, harness.AutoMethod)
+    auto = benchmark.resolve_method("auto")
+    assert isinstance(auto, benchmark.AutoMethod)
     notes: list[str] = []
     result = run_benchmark([auto], [open_dataset(gray_dir), open_dataset(color)], [25], mismatch="skip",
                            warn=notes.append)
@@ -277,7 +277,7 @@ def test_auto_method_picks_per_dataset_and_skips_a_missing_default(
         run_benchmark([auto], [open_dataset(color)], [25])
     # the chosen model is the shipped one: same weights, same cache key as naming it
     picked = auto.for_channels(1)
-    direct = harness.resolve_method("toy-gray")
+    direct = benchmark.resolve_method("toy-gray")
     assert picked.weights == direct.weights == "toy-gray"
     assert torch.equal(picked.denoiser.state_dict()["encoder.0.weight"],
                        load_pretrained("toy-gray").state_dict()["encoder.0.weight"])

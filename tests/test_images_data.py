@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from aedenoise.checkpoint import load_checkpoint
 from aedenoise.config import DataConfig, validate_config
 from aedenoise.data.images import (
     DATA_ENV,
@@ -21,7 +20,8 @@ from aedenoise.data.images import (
 )
 from aedenoise.errors import ConfigError, DataError
 from aedenoise.models import create_model
-from aedenoise.train import train
+from aedenoise.models.checkpoint import load_checkpoint
+from aedenoise.training.loop import train
 
 
 def _write_images(folder: Path, sizes: list[tuple[int, int]], *, color: bool = False, seed: int = 0) -> list[Path]:

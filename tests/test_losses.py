@@ -9,8 +9,8 @@ import torch
 
 from aedenoise.config import validate_config
 from aedenoise.errors import ConfigError
-from aedenoise.losses import LOSSES, PSNR_LOSS_EPS, build_loss, psnr_loss, range_aware_error
 from aedenoise.metrics import psnr
+from aedenoise.training.losses import LOSSES, PSNR_LOSS_EPS, build_loss, psnr_loss, range_aware_error
 
 
 def images(seed: int, n: int = 4) -> torch.Tensor:

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from aedenoise.checkpoint import load_checkpoint, save_checkpoint
 from aedenoise.errors import ConfigError
 from aedenoise.models import Denoiser, create_model, list_models, model_entry
+from aedenoise.models.checkpoint import load_checkpoint, save_checkpoint
 
 MODELS = list_models()
 

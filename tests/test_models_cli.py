@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 import aedenoise.pretrained as pretrained
-from aedenoise.baselines import list_baselines
+from aedenoise.classical import list_baselines
 from aedenoise.cli import main
 from aedenoise.models import list_models
+
 from fake_pretrained import install
 
 

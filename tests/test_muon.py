@@ -8,8 +8,8 @@ from torch import nn
 
 from aedenoise.config import validate_config
 from aedenoise.errors import ConfigError
-from aedenoise.muon import MuonAdam, is_muon_kernel, orthogonalize
-from aedenoise.train import make_optimizer
+from aedenoise.training.muon import MuonAdam, is_muon_kernel, orthogonalize
+from aedenoise.training.optimizers import make_optimizer
 
 
 def gaussian(*shape: int, seed: int = 0) -> torch.Tensor:

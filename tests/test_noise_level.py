@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aedenoise.errors import DataError
-from aedenoise.noise_level import estimate_sigma
+from aedenoise.noise.level import estimate_sigma
 
 
 def textured_image(channels: int = 1, size: int = 96, seed: int = 0) -> torch.Tensor:

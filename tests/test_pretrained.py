@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from aedenoise.checkpoint import read_metadata
+from aedenoise.benchmark.scoring import add_noise, denoise_batched
 from aedenoise.config import NoiseConfig, resolve_config
 from aedenoise.errors import ConfigError
-from aedenoise.evaluate import add_noise, denoise_batched
 from aedenoise.metrics import psnr
 from aedenoise.models import create_model
+from aedenoise.models.checkpoint import read_metadata
 from aedenoise.noise import GaussianNoise
 from aedenoise.pretrained import list_pretrained, load_pretrained, pretrained_weights
 
@@ -253,7 +253,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.mark.parametrize(("name", "image", "floor"), [("gray-blind", "Set12/05.png", 8.0), ("color-blind", "CBSD68/101085.png", 6.5)])
 def test_photo_weights_on_a_benchmark_image(name: str, image: str, floor: float) -> None:
     """Quality floor under the benchmark protocol (sigma 25, seeded noise, 8-bit output) on one real image."""
-    from aedenoise.harness import noisy_image, quantize_8bit
+    from aedenoise.benchmark import noisy_image, quantize_8bit
     from aedenoise.io import read_image
 
     if name not in list_pretrained():

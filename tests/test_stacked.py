@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aedenoise.checkpoint import load_checkpoint, save_checkpoint
 from aedenoise.config import validate_config
 from aedenoise.data.sources import TensorData
 from aedenoise.errors import ConfigError
-from aedenoise.greedy import freeze_all_but, greedy_pretrain, train_stage
 from aedenoise.models import create_model, list_models
+from aedenoise.models.checkpoint import load_checkpoint, save_checkpoint
 from aedenoise.noise import GaussianNoise
-from aedenoise.train import train
+from aedenoise.training.greedy import freeze_all_but, greedy_pretrain, train_stage
+from aedenoise.training.loop import train
 
 SMALL = {"widths": (8, 16, 24), "convs_per_stage": 2}
 
@@ -124,7 +124,7 @@ def test_frozen_stage_gets_no_gradient() -> None:
 
 
 def test_train_with_greedy_then_fine_tunes_every_stage(tmp_path: Path) -> None:
-    """train.py pretrains (same seeds as a direct greedy_pretrain call), then fine-tunes all stages."""
+    """The training loop pretrains (same seeds as a direct greedy_pretrain call), then fine-tunes all stages."""
     config = validate_config({
         "model": {"name": "stacked_ae", "args": {"widths": [8, 16], "convs_per_stage": 1}},
         "noise": {"sigma": 0.1}, "epochs": 1, "batch_size": 16, "seed": 5, "device": "cpu",
@@ -151,7 +151,7 @@ def test_tiny_run_denoises_better_than_the_noisy_input(tmp_path: Path) -> None:
     })
     data = _data(channels=3, size=16, n=256)
     result = train(config, tmp_path / "run", progress=False, data=data)
-    from aedenoise.evaluate import add_noise
+    from aedenoise.benchmark.scoring import add_noise
     from aedenoise.metrics import psnr
 
     y, _ = add_noise(data.val_x, config.noise.build(), seed=config.seed + 7919)

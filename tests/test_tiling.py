@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from aedenoise.denoising.tiling import axis_weights, denoise_tiled, denoise_whole, tile_geometry, tile_starts
 from aedenoise.errors import ConfigError
 from aedenoise.models import Denoiser, create_model
-from aedenoise.tiling import axis_weights, denoise_tiled, denoise_whole, tile_geometry, tile_starts
 
 
 def _conv_ae(channels: int) -> Denoiser:

@@ -12,7 +12,7 @@ import torch
 from aedenoise.config import validate_config
 from aedenoise.data.sources import TensorData
 from aedenoise.errors import AedenoiseError, ConfigError
-from aedenoise.train import choose_threads, train
+from aedenoise.training.loop import choose_threads, train
 
 CONFIG = {"noise": {"sigma": 0.2, "clip": True}, "epochs": 3, "batch_size": 16, "threads": 1, "optim": {"lr": 1e-2}}
 
@@ -157,7 +157,7 @@ def test_muon_optimizer_learns_repeats_and_resumes(tmp_path: Path, data: TensorD
 
 
 def test_random_hflip_flips_about_half_and_repeats_with_the_generator() -> None:
-    from aedenoise.train import random_hflip
+    from aedenoise.training.loop import random_hflip
 
     x = blobs(400)
     out = random_hflip(x, torch.Generator().manual_seed(0))

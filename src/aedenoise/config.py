@@ -74,11 +74,11 @@ class DataConfig(_Strict):
 
 
 class OptimConfig(_Strict):
-    name: Literal["adam", "adamw", "sgd", "muon"] = Field("adam", description="adam, adamw, sgd, or muon: Muon for convolution kernels and Adam for the rest (aedenoise.muon)")
+    name: Literal["adam", "adamw", "sgd", "muon"] = Field("adam", description="adam, adamw, sgd, or muon: Muon for convolution kernels and Adam for the rest (aedenoise.training.muon)")
     lr: float = Field(1e-3, gt=0)
     muon_lr: float | None = Field(None, gt=0, description="optimizer muon: the kernels' learning rate, on Adam's scale (default: lr)")
     weight_decay: float = Field(0.0, ge=0)
-    loss: Literal["mse", "l1", "psnr"] = Field("mse", description="mse, l1, or psnr: minus the mean per-image PSNR of the clamped output (aedenoise.losses; greedy pretraining stages use mse then)")
+    loss: Literal["mse", "l1", "psnr"] = Field("mse", description="mse, l1, or psnr: minus the mean per-image PSNR of the clamped output (aedenoise.training.losses; greedy pretraining stages use mse then)")
     schedule: Literal["constant", "cosine"] = "constant"
     min_lr: float = Field(0.0, ge=0, description="final learning rate of the cosine schedule")
 

@@ -1,10 +1,12 @@
-"""What the machine can do fast: CPU feature flags and native bfloat16."""
+"""The machine: which torch device to use, CPU feature flags, and whether bfloat16 is native."""
 
 from __future__ import annotations
 
 import platform
 
 import torch
+
+from aedenoise.errors import ConfigError
 
 #: CPU flags (as Linux names them) of instructions that multiply bfloat16 natively.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -33,3 +35,22 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cpu":
         return bool(BF16_CPU_FLAGS & set(cpu_feature_line().split()))
     return False
+
+
+def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available; use --device cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device

@@ -2,7 +2,9 @@
 
 Each command lives in its own small module with ``add_parser(subparsers)``;
 the work happens in the library. User errors print one line and exit 1
-(``--debug`` shows the traceback).
+(``--debug`` shows the traceback). The top of the house: may import any layer, and
+nothing in the library imports it. Library imports sit inside the commands, so
+``aedenoise --help`` starts without loading torch.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import argparse
 import sys
 from importlib import import_module
 
-from aedenoise import __version__
 from aedenoise.errors import AedenoiseError
+from aedenoise.version import __version__
 
 COMMANDS = ("train", "evaluate", "denoise", "report", "models")
 

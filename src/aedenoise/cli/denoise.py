@@ -80,11 +80,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace):
-    from aedenoise.distributed import resolve_device
+    from aedenoise.denoising.files import expand_inputs, output_is_file, plan_jobs
+    from aedenoise.denoising.selection import default_model_for, load_denoiser
+    from aedenoise.denoising.tiling import tile_geometry
     from aedenoise.errors import ConfigError
-    from aedenoise.batch import expand_inputs, output_is_file, plan_jobs
-    from aedenoise.inference import default_model_for, load_denoiser
-    from aedenoise.tiling import tile_geometry
+    from aedenoise.hardware import resolve_device
 
     device = resolve_device(args.device)
     sigma = args.sigma
@@ -119,7 +119,7 @@ def _setup(args: argparse.Namespace):
 
 
 def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
-    from aedenoise.batch import FileResult, run_jobs
+    from aedenoise.denoising.files import FileResult, run_jobs
 
     def report(r: FileResult) -> None:
         if r.status == "written":

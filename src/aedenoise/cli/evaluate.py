@@ -55,11 +55,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from aedenoise import harness
+    from aedenoise import benchmark
     from aedenoise.atomic import write_json
 
-    sigmas = [_number(s, "--sigma") for s in args.sigma] if args.sigma else list(harness.DEFAULT_SIGMAS)
-    sigmas = [harness.check_sigma(s) for s in dict.fromkeys(sigmas)]
+    sigmas = [_number(s, "--sigma") for s in args.sigma] if args.sigma else list(benchmark.DEFAULT_SIGMAS)
+    sigmas = [benchmark.check_sigma(s) for s in dict.fromkeys(sigmas)]
     limit = None if args.limit is None else _integer(args.limit, "--limit", minimum=1)
     seed = _integer(args.seed, "--seed", minimum=0)
     tile = None if args.tile is None else _integer(args.tile, "--tile", minimum=8)
@@ -67,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(_integer(args.threads, "--threads", minimum=1))
     device = _device(args.device)
 
-    datasets = [harness.open_dataset(d, limit=limit) for d in args.data]
-    methods = [harness.resolve_method(m, device=device) for m in dict.fromkeys(args.method)]
+    datasets = [benchmark.open_dataset(d, limit=limit) for d in args.data]
+    methods = [benchmark.resolve_method(m, device=device) for m in dict.fromkeys(args.method)]
     out = None if args.out is None else _out_dir(args.out, datasets)
 
-    def progress(row: harness.ImageResult, cached: bool) -> None:
+    def progress(row: benchmark.ImageResult, cached: bool) -> None:
         note = "cached" if cached else f"{row.seconds:.2f} s"
         name = row.method if row.weights in (None, row.method) else f"{row.method} ({row.weights})"
         print(f"{name} {row.dataset}/{row.image} sigma {row.sigma:g}: {row.psnr:.2f} dB, "
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"aedenoise: warning: {message}", file=sys.stderr, flush=True)
 
-    result = harness.run_benchmark(
+    result = benchmark.run_benchmark(
         methods, datasets, sigmas, seed=seed, clip=args.clip, device=device, tile=tile,
         cache_dir=None if out is None else out / "cache",
         examples_dir=None if out is None or args.no_figures else out / "examples", progress=progress, warn=warn,

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
 def listing() -> list[str]:
     """The lines ``aedenoise models`` prints."""
-    from aedenoise.baselines import list_baselines
+    from aedenoise.classical import list_baselines
     from aedenoise.errors import ConfigError
     from aedenoise.models import list_models, model_entry
     from aedenoise.pretrained import default_pretrained, list_pretrained, pretrained_weights

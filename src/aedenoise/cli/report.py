@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aedenoise.distributed import resolve_device
+    from aedenoise.hardware import resolve_device
     from aedenoise.report.run import regenerate
 
     path, note = regenerate(args.run_dir, device=str(resolve_device(args.device)))

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from aedenoise.models import model_entry
-    from aedenoise.train import finish_run, prepare_out_dir, train
+    from aedenoise.training.loop import finish_run, prepare_out_dir, train
 
     config = resolve(args)
     model_entry(config.model.name)  # unknown names fail here, before any data is loaded

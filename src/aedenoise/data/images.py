@@ -28,6 +28,7 @@ from torch import Tensor
 from aedenoise.config import DataConfig
 from aedenoise.data.sources import epoch_generator
 from aedenoise.errors import DataError
+from aedenoise.io import IMAGE_SUFFIXES, is_image_path, read_image, to_channels
 
 DATA_ENV = "AEDENOISE_DATA"
 DEFAULT_DATA_ROOT = "../shared/data"
@@ -49,8 +50,6 @@ def image_folder_files(folder: str | os.PathLike[str]) -> list[Path]:
 
     Raises :class:`DataError` if ``folder`` is missing, not a folder, or holds no images.
     """
-    from aedenoise.io import IMAGE_SUFFIXES, is_image_path
-
     root = Path(folder)
     if not root.is_dir():
         hint = f" (plain names are looked up under ${DATA_ENV}; write ./{root.name} for a folder here)" \
@@ -179,8 +178,6 @@ class PatchData:
 
 def load_images(files: list[Path], channels: int, *, workers: int | None = None) -> list[Tensor]:
     """Read ``files`` as uint8 tensors ``[channels, H, W]`` (rounded from [0, 1]), in order."""
-    from aedenoise.io import read_image, to_channels
-
     def load(path: Path) -> Tensor:
         x = to_channels(read_image(path).data, channels)
         return x.mul(255).round_().to(torch.uint8)

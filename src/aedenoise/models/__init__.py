@@ -1,88 +1,33 @@
-"""Model registry: ``list_models()``, ``create_model(name, **arch)``.
+"""Models: the ``Denoiser`` contract, the registry, each architecture, and checkpoints.
 
-Each model family lives in its own module and registers its constructor with
-:func:`register_model`. Models never download weights when built; pretrained
-weights are loaded explicitly through :mod:`aedenoise.pretrained`.
+``base.py`` holds the contract ``x_hat = model(y, sigma)``; ``registry.py``
+``create_model`` / ``list_models``; one module per family registers itself there;
+``checkpoint.py`` saves and rebuilds models as safetensors + JSON metadata. Models never
+download weights when built (shipped weights: :mod:`aedenoise.pretrained`).
+May import: the top-level shared modules (errors, atomic, paths, hardware, version).
 """
 
-from __future__ import annotations
-
-import inspect
-from dataclasses import dataclass
-from typing import Any, Callable
-
-from aedenoise.errors import ConfigError
 from aedenoise.models.base import Denoiser, sigma_map
+from aedenoise.models.registry import ModelEntry, create_model, list_models, model_entry, register_model
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    builder: Callable[..., Denoiser]
-    description: str
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-
-
-def register_model(name: str, *, description: str) -> Callable[[type[Denoiser]], type[Denoiser]]:
-    """Class decorator: make ``name`` buildable through :func:`create_model`."""
-
-    def decorate(cls: type[Denoiser]) -> type[Denoiser]:
-        if name in _REGISTRY:
-            raise RuntimeError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, cls, description)
-        return cls
-
-    return decorate
-
-
-def list_models() -> list[str]:
-    """Names of all registered model architectures, sorted."""
-    return sorted(_REGISTRY)
-
-
-def model_entry(name: str) -> ModelEntry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
-
-
-def create_model(name: str, **arch: Any) -> Denoiser:
-    """Build a freshly initialised model ``name`` with architecture arguments ``arch``.
-
-    Unknown argument names raise :class:`ConfigError` (no silent typos).
-    """
-    entry = model_entry(name)
-    params = inspect.signature(entry.builder).parameters
-    unknown = sorted(set(arch) - set(params))
-    if unknown:
-        raise ConfigError(
-            f"model {name!r} takes no argument(s) {', '.join(unknown)}; "
-            f"it takes: {', '.join(params) or 'none'}"
-        )
-    model = entry.builder(**arch)
-    bound = inspect.signature(entry.builder).bind(**arch)
-    bound.apply_defaults()
-    # The JSON form (tuples as lists), so ``arch`` compares equal after a checkpoint round trip.
-    model.arch = {"name": name, "args": {k: _json_form(v) for k, v in bound.arguments.items()}}
-    return model
-
-
-def _json_form(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_json_form(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_form(v) for k, v in value.items()}
-    return value
-
-
-# Register the built-in families (import for side effects).
+# The built-in families register themselves on import.
 from aedenoise.models import conv_ae  # noqa: E402,F401
 from aedenoise.models import res_ae  # noqa: E402,F401
 from aedenoise.models import stacked_ae  # noqa: E402,F401
 from aedenoise.models import unet  # noqa: E402,F401
 from aedenoise.models import dncnn  # noqa: E402,F401
+from aedenoise.models.checkpoint import Checkpoint, load_checkpoint, read_metadata, save_checkpoint  # noqa: E402
 
-__all__ = ["Denoiser", "ModelEntry", "create_model", "list_models", "model_entry", "register_model", "sigma_map"]
+__all__ = [
+    "Checkpoint",
+    "Denoiser",
+    "ModelEntry",
+    "create_model",
+    "list_models",
+    "load_checkpoint",
+    "model_entry",
+    "read_metadata",
+    "register_model",
+    "save_checkpoint",
+    "sigma_map",
+]

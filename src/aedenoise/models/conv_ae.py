@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from aedenoise.models import register_model
 from aedenoise.models.base import Denoiser
+from aedenoise.models.registry import register_model
 
 
 @register_model("conv_ae", description="Seed tutorial autoencoder: 2 strided convs, 2 transposed convs, sigmoid (3,217 params gray)")

@@ -24,9 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aedenoise.errors import ConfigError
-from aedenoise.models import register_model
 from aedenoise.models.base import Denoiser
-
+from aedenoise.models.registry import register_model
 
 ACTIVATIONS = ("relu", "gelu", "silu")
 

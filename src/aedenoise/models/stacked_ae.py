@@ -3,7 +3,7 @@
 The seed (:mod:`aedenoise.models.conv_ae`) is two stride-2 conv layers and their
 mirror transposed convs. A stacked autoencoder repeats that pattern ``S`` times,
 each stage a small autoencoder of its own, so that the classic greedy layer-wise
-recipe (:mod:`aedenoise.greedy`) can train it one stage at a time::
+recipe (:mod:`aedenoise.training.greedy`) can train it one stage at a time::
 
     level 0 (image, c)  --encoders[0]-->  level 1 (widths[0], H/2)  --encoders[1]-->  ...  level S
     level 0 (image, c)  <--decoders[0]--  level 1                   <--decoders[1]--  ...  level S
@@ -22,8 +22,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from aedenoise.errors import ConfigError
-from aedenoise.models import register_model
 from aedenoise.models.base import Denoiser
+from aedenoise.models.registry import register_model
 
 
 def _conv(c_in: int, c_out: int, *, stride: int = 1) -> list[nn.Module]:

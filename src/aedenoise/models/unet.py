@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from aedenoise.errors import ConfigError
-from aedenoise.models import register_model
 from aedenoise.models.base import Denoiser, sigma_map
+from aedenoise.models.registry import register_model
 
 
 class ResBlock(nn.Module):

@@ -2,7 +2,8 @@
 
 ``pretrained/index.json`` lists them: file, model card, channels, the task they
 were trained for and whether they are the default for gray or color photos.
-Nothing is downloaded: the files are part of the installed package.
+Nothing is downloaded: the files are part of the installed package. May import:
+models and the top-level shared modules.
 
 >>> from aedenoise.pretrained import list_pretrained, load_pretrained
 >>> model = load_pretrained("gray-blind")          # doctest: +SKIP
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from aedenoise.errors import ConfigError
-from aedenoise.models.base import Denoiser
+from aedenoise.models import Denoiser, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,6 @@ def pretrained_weights(name: str) -> PretrainedWeights:
 
 def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> Denoiser:
     """Build the model of shipped weights ``name`` and load them (eval mode)."""
-    from aedenoise.checkpoint import load_checkpoint
-
     model = load_checkpoint(pretrained_weights(name).path, map_location=device).model
     return model.eval()
 

@@ -5,5 +5,6 @@
 * :mod:`aedenoise.report.run`: ``report.md`` of a training run folder;
 * :mod:`aedenoise.report.benchmark`: tables and figures of a benchmark run.
 
-This package imports nothing heavy; import the submodules directly.
+This package imports nothing heavy; import the submodules directly. May import:
+benchmark, data, config, io, models and the top-level shared modules (never training or cli).
 """

@@ -1,4 +1,4 @@
-"""Tables, figures and ``report.md`` for a benchmark run (:mod:`aedenoise.harness`).
+"""Tables, figures and ``report.md`` for a benchmark run (:mod:`aedenoise.benchmark`).
 
 * :func:`markdown_tables`: PSNR / SSIM per method x sigma for each dataset, and the
   seconds per megapixel of each method.
@@ -21,8 +21,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from aedenoise.atomic import atomic_path, write_text
-from aedenoise.harness import BenchmarkResult, Dataset, example_path, noisy_image, quantize_8bit
+from aedenoise.atomic import atomic_path, write_json, write_text
+from aedenoise.benchmark import BenchmarkResult, Dataset, example_path, noisy_image, quantize_8bit, rows_to_csv
+from aedenoise.io import read_image
 from aedenoise.metrics import psnr
 
 
@@ -130,8 +131,6 @@ def example_panels(
     result: BenchmarkResult, dataset: Dataset, sigma: float, examples_dir: Path
 ) -> tuple[list[tuple[str, Tensor]], str] | None:
     """Panels for :func:`crop_figure`: clean, noisy, and each method's saved output of the first image."""
-    from aedenoise.io import read_image
-
     rows = [r for r in result.rows if r.dataset == dataset.name and r.sigma == sigma]
     if not rows:
         return None
@@ -150,9 +149,6 @@ def example_panels(
 
 def write_outputs(out_dir: Path, result: BenchmarkResult, datasets: Sequence[Dataset], *, figures: bool = True) -> Path:
     """Write ``results.json``, ``per_image.csv``, ``results.md`` and ``report.md`` (+ figures); returns the report."""
-    from aedenoise.atomic import write_json
-    from aedenoise.harness import rows_to_csv
-
     out_dir = Path(out_dir)
     write_json(out_dir / "results.json", result.to_json())
     write_text(out_dir / "per_image.csv", rows_to_csv(result.rows))

@@ -17,7 +17,13 @@ from typing import Any
 from torch import Tensor
 
 from aedenoise.atomic import write_text
+from aedenoise.benchmark.scoring import add_noise, denoise_batched
+from aedenoise.config import NoiseConfig
+from aedenoise.data.fashion_mnist import FashionMNIST, load_fashion_mnist
 from aedenoise.errors import AedenoiseError
+from aedenoise.metrics import psnr
+from aedenoise.models import load_checkpoint
+from aedenoise.report.figures import MissingMatplotlib, comparison_grid, training_curves
 
 COMPARISON = "comparison.png"
 CURVES = "curves.png"
@@ -34,15 +40,12 @@ class Examples:
     captions: list[str]
 
 
-# metrics["fast_path"]: train.TrainResult.fast_path (True: a run from before the compiled kernel existed)
+# metrics["fast_path"]: training.loop.TrainResult.fast_path (True: a run from before the compiled kernel existed)
 _FAST_PATHS = {"native": "compiled kernel", "parity": "matrix products", True: "yes"}
 
 
 def write_run_report(run_dir: str | Path, metrics: dict[str, Any], examples: Examples | None) -> str | None:
     """Write the figures and ``report.md`` into ``run_dir``; returns a note if figures were skipped."""
-    from aedenoise.metrics import psnr
-    from aedenoise.report.figures import MissingMatplotlib, comparison_grid, training_curves
-
     out = Path(run_dir)
     note = None
     drawn: list[str] = []
@@ -109,8 +112,6 @@ def _plural(n: Any, word: str) -> str:
 
 def regenerate(run_dir: str | Path, *, device: str = "cpu") -> tuple[Path, str | None]:
     """Redraw the figures and ``report.md`` of a finished run from its files; returns (report path, note)."""
-    from aedenoise.checkpoint import load_checkpoint
-
     out = Path(run_dir)
     try:
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
@@ -127,10 +128,6 @@ def regenerate(run_dir: str | Path, *, device: str = "cpu") -> tuple[Path, str |
 
 def fashion_mnist_examples(model: Any, metrics: dict[str, Any], *, device: str = "cpu") -> Examples:
     """The grid images of a Fashion-MNIST run: test images ``metrics['grid_indices']`` with the test noise."""
-    from aedenoise.config import NoiseConfig
-    from aedenoise.data.fashion_mnist import FashionMNIST, load_fashion_mnist
-    from aedenoise.evaluate import add_noise, denoise_batched
-
     fm = load_fashion_mnist(data_dir=metrics.get("data_dir"))
     noise = NoiseConfig.model_validate(metrics["noise_config"]).build()
     y, sigma = add_noise(fm.test_x, noise, seed=metrics["test_seed"])  # the whole set: same noise as the scores

@@ -8,7 +8,7 @@
 * Example outputs: the 8-bit output of each dataset's first image per method, saved as
   PNG (:func:`example_path`, :func:`save_example`) for the report's figures.
 
-:mod:`aedenoise.harness` runs the protocol and re-exports the public names.
+:mod:`aedenoise.benchmark.protocol` runs the protocol.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import Iterable
 
 from torch import Tensor
 
+from aedenoise.io import write_image
+
 CSV_FIELDS = ("method", "dataset", "image", "sigma", "psnr", "ssim", "seconds", "megapixels", "weights")
 
 
@@ -30,7 +32,7 @@ CSV_FIELDS = ("method", "dataset", "image", "sigma", "psnr", "ssim", "seconds", 
 class ImageResult:
     """One method on one image at one noise level; ``sigma`` on the 0-255 scale, ``seconds`` of the call.
 
-    ``weights``: the shipped weights that produced it (see :class:`aedenoise.harness.Method`),
+    ``weights``: the shipped weights that produced it (see :class:`aedenoise.benchmark.methods.Method`),
     ``None`` for classical methods and checkpoint files.
     """
 
@@ -100,6 +102,4 @@ def example_path(examples_dir: str | Path, dataset: str, sigma: float, method: s
 
 def save_example(x_hat: Tensor, path: Path) -> None:
     """Save an 8-bit-rounded output [1, C, H, W] as PNG (lossless: the scored pixels exactly)."""
-    from aedenoise.io import write_image
-
     write_image(path, x_hat[0], overwrite=True)

@@ -1,4 +1,4 @@
-"""Process-group setup for ``torchrun`` (gloo on CPU, NCCL on CUDA) and device choice."""
+"""Process-group setup for ``torchrun`` (gloo on CPU, NCCL on CUDA): each process's rank and device."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aedenoise.errors import ConfigError
+from aedenoise.hardware import resolve_device
 
 
 @dataclass(frozen=True)
@@ -24,25 +24,6 @@ class Runtime:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available; use --device cpu")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
 
 
 def init_runtime(device_name: str) -> Runtime:

@@ -7,7 +7,7 @@
 * :func:`method_for_dataset`: the concrete :class:`Method` to run on a dataset with a
   given channel count, or why none can run there.
 
-:mod:`aedenoise.harness` runs the protocol and re-exports the public names.
+:mod:`aedenoise.benchmark.protocol` runs the protocol.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+import aedenoise.denoising.selection as selection
 from aedenoise.errors import ConfigError
-from aedenoise.models.base import Denoiser
+from aedenoise.models import Denoiser
+from aedenoise.pretrained import list_pretrained
 
 AUTO = "auto"
 """The method name that means "the shipped photo default for the dataset's channels"."""
@@ -46,7 +48,7 @@ class AutoMethod:
     """The method ``auto``: on each dataset the shipped photo default for its channel count.
 
     The same choice as ``aedenoise denoise`` without ``--model``
-    (:func:`aedenoise.inference.default_model_for`): a gray dataset gets the gray
+    (:func:`aedenoise.denoising.selection.default_model_for`): a gray dataset gets the gray
     default, a color dataset the color default, each loaded on first use. Its rows are
     named ``auto`` and carry the chosen weights' name in ``weights``.
     """
@@ -58,10 +60,8 @@ class AutoMethod:
     def for_channels(self, channels: int) -> Method:
         """The :class:`Method` for ``channels``-channel (1 or 3) images; :class:`ConfigError` if none is shipped."""
         if channels not in self._loaded:
-            from aedenoise.inference import default_model_for, load_denoiser
-
-            weights = default_model_for(channels)
-            denoiser = load_denoiser(weights, device=self.device)
+            weights = selection.default_model_for(channels)  # looked up here: the one hook for defaults
+            denoiser = selection.load_denoiser(weights, device=self.device)
             self._loaded[channels] = Method(self.name, denoiser, method_key(self.name, denoiser), weights=weights)
         return self._loaded[channels]
 
@@ -78,12 +78,9 @@ def method_key(name: str, denoiser: Denoiser) -> str:
 def resolve_method(spec: str, *, device: torch.device | str = "cpu") -> Method | AutoMethod:
     """Build the method named by ``spec``: ``auto`` (:class:`AutoMethod`), a classical name,
     a checkpoint path (named by its file stem) or shipped weights (named by themselves)."""
-    from aedenoise.inference import load_denoiser
-    from aedenoise.pretrained import list_pretrained
-
     if spec == AUTO:
         return AutoMethod(device=device)
-    denoiser = load_denoiser(spec, device=device)
+    denoiser = selection.load_denoiser(spec, device=device)
     path = Path(spec)
     is_file = path.suffix.lower() == ".safetensors" or path.is_file()
     name = path.stem if is_file else spec
@@ -113,8 +110,6 @@ def method_for_dataset(method: Method | AutoMethod, dataset: str, channels: int)
         try:
             method = method.for_channels(channels)
         except ConfigError:
-            from aedenoise.pretrained import list_pretrained
-
             kind = _KIND.get(channels, f"{channels}-channel")
             return None, (f"method {AUTO!r}: no default {kind} photo denoiser is installed for {kind} dataset "
                           f"{dataset!r} (shipped weights: {', '.join(list_pretrained()) or 'none'}; see 'aedenoise "

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from aedenoise import __version__
 from aedenoise.atomic import atomic_path
 from aedenoise.errors import CheckpointError, ConfigError
-from aedenoise.models import Denoiser, create_model
+from aedenoise.models.base import Denoiser
+from aedenoise.models.registry import create_model
+from aedenoise.version import __version__
 
 FORMAT = "aedenoise-checkpoint/1"
 _MODEL_PREFIX = "model/"

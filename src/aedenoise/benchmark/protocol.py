@@ -17,12 +17,11 @@ standard DnCNN/KAIR one:
 
 Per-image results are cached as CSV files under ``cache_dir`` (rewritten
 atomically after every image), so an interrupted run continues where it stopped
-(:mod:`aedenoise.harness_cache`).
+(:mod:`aedenoise.benchmark.cache`).
 
 A method is a classical name, a checkpoint file, shipped weights, or ``auto``: the
 shipped photo default for each dataset's channel count, the model ``aedenoise denoise``
-picks without ``--model`` (:mod:`aedenoise.harness_methods`). The public names of both
-modules are re-exported here.
+picks without ``--model`` (:mod:`aedenoise.benchmark.methods`).
 """
 
 from __future__ import annotations
@@ -38,27 +37,13 @@ import torch
 from torch import Tensor
 
 from aedenoise.atomic import write_text
+from aedenoise.benchmark.cache import ImageResult, cache_name, example_path, read_cache, rows_to_csv, save_example
+from aedenoise.benchmark.methods import AutoMethod, Method, method_for_dataset
+from aedenoise.denoising import denoise_tiled, denoise_whole
 from aedenoise.errors import AedenoiseError, ConfigError, DataError
-from aedenoise.harness_cache import (  # re-exported: the cache's public names stay importable from here
-    CSV_FIELDS,
-    ImageResult,
-    cache_name,
-    example_path,
-    read_cache,
-    rows_to_csv,
-    save_example,
-)
-from aedenoise.harness_methods import (  # re-exported: the method names stay importable from here
-    AUTO,
-    AutoMethod,
-    Method,
-    accepts_channels,
-    method_for_dataset,
-    method_key,
-    resolve_method,
-)
+from aedenoise.io import is_image_path, read_image
 from aedenoise.metrics import SSIM_VARIANT, psnr, ssim
-from aedenoise.models.base import Denoiser
+from aedenoise.models import Denoiser
 
 DEFAULT_SIGMAS: tuple[float, ...] = (15.0, 25.0, 50.0)
 
@@ -177,8 +162,6 @@ def quantize_8bit(x: Tensor) -> Tensor:
 
 def open_dataset(folder: str | Path, *, limit: int | None = None) -> Dataset:
     """The image files of ``folder`` (sorted by name; non-image files ignored), the first ``limit``."""
-    from aedenoise.io import is_image_path
-
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; --data takes a folder of images")
@@ -298,8 +281,6 @@ def _run_group(
 
 
 def _load_images(d: Dataset, skipped: list[Skipped], warn: Callable[[str], None] | None) -> list[tuple[str, Tensor]]:
-    from aedenoise.io import read_image
-
     images = []
     for path in d.paths:
         try:
@@ -340,11 +321,9 @@ def timed_call(
 
     ``y`` [1, C, H, W]; ``sigma`` on the [0, 1] scale. Without ``tile`` the whole image
     goes in at once, reflect-padded to a multiple of ``denoiser.size_multiple`` and
-    cropped back (:func:`aedenoise.tiling.denoise_whole`); with ``tile`` it goes through
-    :func:`aedenoise.tiling.denoise_tiled`.
+    cropped back (:func:`aedenoise.denoising.tiling.denoise_whole`); with ``tile`` it goes through
+    :func:`aedenoise.denoising.tiling.denoise_tiled`.
     """
-    from aedenoise.tiling import denoise_tiled, denoise_whole
-
     device = torch.device(device)
     y = y.to(device)
     _sync(device)
@@ -364,8 +343,6 @@ def _sync(device: torch.device) -> None:
 
 
 __all__ = [
-    "AUTO", "AutoMethod", "BenchmarkResult", "CSV_FIELDS", "DEFAULT_SIGMAS", "Dataset", "ImageResult", "Method",
-    "Skipped", "accepts_channels", "cache_name", "check_sigma", "example_path", "method_for_dataset", "method_key",
-    "noise_seed", "noisy_image", "open_dataset", "quantize_8bit", "read_cache", "resolve_method", "rows_to_csv",
-    "run_benchmark", "save_example", "timed_call",
+    "BenchmarkResult", "DEFAULT_SIGMAS", "Dataset", "Skipped", "check_sigma", "noise_seed", "noisy_image",
+    "open_dataset", "quantize_8bit", "run_benchmark", "timed_call",
 ]

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from aedenoise.errors import ConfigError
-from aedenoise.models.base import Denoiser
+from aedenoise.models import Denoiser
 
 DEFAULT_TILE = 256
 """Default tile side in pixels (raised to ``6 * overlap`` for models with a wide receptive field)."""

@@ -1,7 +1,6 @@
 """Scoring a denoiser on a set of clean images with seeded noise.
 
-Used by training (Fashion-MNIST validation and test sets) and by the benchmark
-harness. The noisy inputs depend only on ``seed``, so every model sees the same ones.
+Used by training (Fashion-MNIST validation and test sets) and by the run reports. The noisy inputs depend only on ``seed``, so every model sees the same ones.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from torch import Tensor
 
 from aedenoise.metrics import psnr
 from aedenoise.models.conv_ae_fast import fast_conv_ae
-from aedenoise.noise import GaussianNoise, NoiseModel
+from aedenoise.noise import NoiseModel, noisy_batch
 
 
 def add_noise(x: Tensor, noise: NoiseModel, *, seed: int) -> tuple[Tensor, Tensor | None]:
@@ -24,10 +23,7 @@ def add_noise(x: Tensor, noise: NoiseModel, *, seed: int) -> tuple[Tensor, Tenso
     The noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)``, so it is
     identical on every machine and device.
     """
-    g = torch.Generator().manual_seed(seed)
-    if isinstance(noise, GaussianNoise):
-        return noise.apply(x.cpu(), generator=g)
-    return noise(x.cpu(), generator=g), None
+    return noisy_batch(noise, x.cpu(), torch.Generator().manual_seed(seed))
 
 
 @torch.inference_mode()

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from aedenoise.errors import AedenoiseError, ConfigError, DataError
-from aedenoise.models.base import Denoiser
+from aedenoise.models import Denoiser
 
 #: Noise levels (0-255 scale) at which the tables below were tuned.
 KNOTS_255: tuple[float, float, float] = (15.0, 25.0, 50.0)

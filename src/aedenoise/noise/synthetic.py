@@ -1,4 +1,4 @@
-"""Noise models: small seeded classes, ``y = noise(x, generator=g)``.
+"""Synthetic noise models: small seeded classes, ``y = noise(x, generator=g)``.
 
 ``x`` is a float32 tensor ``[B, C, H, W]`` (or any shape) in ``[0, 1]``; every
 level is on the ``[0, 1]`` intensity scale. Randomness comes only from the
@@ -143,3 +143,14 @@ class ComposeNoise:
 
     def describe(self) -> str:
         return " + ".join(m.describe() for m in self.models)
+
+
+def noisy_batch(noise: NoiseModel, x: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor | None]:
+    """``(y, sigma)`` for clean ``x`` [B, C, H, W], drawing from ``g``.
+
+    ``sigma`` is the per-image level ``[B]`` for :class:`GaussianNoise` (what a model that
+    reads the level is told), else ``None``.
+    """
+    if isinstance(noise, GaussianNoise):
+        return noise.apply(x, generator=g)
+    return noise(x, generator=g), None

@@ -14,7 +14,7 @@ Decoders, chosen on purpose:
   truncated file is an error (``LOAD_TRUNCATED_IMAGES`` is left alone).
 * pypng (16-bit PNG with color or alpha, which Pillow reduces to 8 bits) and tifffile
   (TIFF with 16-bit color, gray+alpha or float samples; writing every TIFF): see
-  :mod:`aedenoise.io_formats`, which holds them and why they were chosen.
+  :mod:`aedenoise.io.codecs`, which holds them and why they were chosen.
 
 Decompression-bomb guard: more than :data:`DEFAULT_MAX_PIXELS` pixels (``width *
 height``; ``max_pixels=`` or ``$AEDENOISE_MAX_PIXELS`` override) is refused from the
@@ -39,7 +39,7 @@ from torch import Tensor
 
 from aedenoise.atomic import atomic_path
 from aedenoise.errors import ConfigError, DataError
-from aedenoise.io_formats import (
+from aedenoise.io.codecs import (
     MAX_PIXELS_ENV,
     ORIENTATION_TAG,
     Decoded,

@@ -2,7 +2,7 @@
 
 * ``mse``: mean squared error over all pixels of the batch.
 * ``l1``: mean absolute error.
-* ``psnr``: minus the mean per-image PSNR (dB), the quantity :mod:`aedenoise.evaluate`
+* ``psnr``: minus the mean per-image PSNR (dB), the quantity :mod:`aedenoise.benchmark.scoring`
   reports, with the output scored the way evaluation scores it, clamped to [0, 1], where
   that can be had with a gradient. Images with little error weigh as much as images with
   a lot (in dB, not in squared error). Where a clean pixel sits at 0 or 1, an estimate

@@ -9,7 +9,7 @@ denoising autoencoder on the codes the stages below it produce, with those stage
   target ``encode_to(x, k)`` (the codes of the clean image).
 
 After the last stage every parameter is trainable again and the caller fine-tunes
-the whole network end to end (``train.py`` does so with its normal loop when
+the whole network end to end (:mod:`aedenoise.training.loop` does so with its normal loop when
 ``greedy_epochs_per_stage > 0``).
 
 Batches and noise follow the training loop's rules: every rank draws the same
@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from aedenoise.data.sources import TrainingData, epoch_generator
 from aedenoise.errors import ConfigError
-from aedenoise.noise import NoiseModel
+from aedenoise.noise import NoiseModel, noisy_batch
+from aedenoise.training.optimizers import make_optimizer
 
 #: Seed offset of the pretraining batches/noise, so they differ from the fine-tuning epochs'.
 PRETRAIN_SEED_OFFSET = 7_777_777
@@ -91,8 +92,6 @@ def train_stage(
         raise ValueError(f"stage must be in 0..{len(model.encoders) - 1} (got {stage})")
     freeze_all_but(model, stage)
     params = stage_parameters(model, stage)
-    from aedenoise.train import make_optimizer, noisy_batch  # train.py imports this module lazily
-
     opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay)
     loss_fn = nn.L1Loss() if loss == "l1" else nn.MSELoss()
     distributed = world_size > 1

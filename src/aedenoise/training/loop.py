@@ -9,12 +9,13 @@ alone writes files. A run folder holds ``config.json`` (resolved configuration),
 
 On the CPU the seed ``conv_ae`` trains and evaluates through its GEMM formulation
 (:mod:`aedenoise.models.conv_ae_fast`: same parameters, same function, faster).
+Optimizers: :mod:`aedenoise.training.optimizers`; greedy layer-wise pretraining:
+:mod:`aedenoise.training.greedy`.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import tempfile
 import time
@@ -25,20 +26,24 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from aedenoise import __version__
-from aedenoise.atomic import write_json
-from aedenoise.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from aedenoise.atomic import write_json, write_text
+from aedenoise.benchmark.scoring import add_noise, denoise_batched, evaluate_images
 from aedenoise.config import TrainConfig
-from aedenoise.data.sources import TrainingData, epoch_generator
-from aedenoise.distributed import Runtime, barrier, init_runtime, shutdown
+from aedenoise.data.fashion_mnist import FashionMNIST, load_fashion_mnist, split_validation
+from aedenoise.data.images import patch_training_data
+from aedenoise.data.sources import TensorData, TrainingData, epoch_generator
 from aedenoise.errors import AedenoiseError, ConfigError
-from aedenoise.evaluate import add_noise, denoise_batched
 from aedenoise.hardware import native_bf16
-from aedenoise.losses import build_loss
-from aedenoise.metrics import psnr
-from aedenoise.models import Denoiser, create_model, model_entry
+from aedenoise.metrics import SSIM_VARIANT, psnr
+from aedenoise.models import Denoiser, create_model, load_checkpoint, model_entry, read_metadata, save_checkpoint
 from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
-from aedenoise.noise import GaussianNoise, NoiseModel
+from aedenoise.noise import noisy_batch
+from aedenoise.report.run import Examples, write_run_report
+from aedenoise.training.distributed import Runtime, barrier, init_runtime, shutdown
+from aedenoise.training.greedy import greedy_pretrain
+from aedenoise.training.losses import build_loss
+from aedenoise.training.optimizers import build_optimizer
+from aedenoise.version import __version__
 
 LAST = "last.safetensors"
 FINAL = "model.safetensors"
@@ -64,14 +69,9 @@ class TrainResult:
 def build_training_data(config: TrainConfig) -> TrainingData:
     """The data a config names: Fashion-MNIST (train minus validation) or image-folder patches."""
     if config.data.kind == "fashion_mnist":
-        from aedenoise.data.fashion_mnist import load_fashion_mnist, split_validation
-        from aedenoise.data.sources import TensorData
-
         fmnist = load_fashion_mnist(data_dir=config.data.data_dir)
         train_x, val_x = split_validation(fmnist.train_x, count=config.data.val_count, seed=config.seed)
         return TensorData(train_x=train_x, val_x=val_x)
-    from aedenoise.data.images import patch_training_data
-
     return patch_training_data(config.data, seed=config.seed)
 
 
@@ -82,43 +82,6 @@ def build_model(config: TrainConfig, channels: int) -> Denoiser:
     return create_model(config.model.name, **args)
 
 
-def make_optimizer(name: str, params: list[nn.Parameter], *, lr: float, weight_decay: float, muon_lr: float | None = None) -> torch.optim.Optimizer:
-    """``adam``, ``adamw`` (fused kernels where available), ``sgd`` (momentum 0.9) or ``muon`` over ``params``.
-
-    ``muon``: :class:`aedenoise.muon.MuonAdam`, Muon at ``muon_lr`` (default ``lr``) for the
-    convolution kernels among ``params``, Adam at ``lr`` for the others.
-    """
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    if name == "muon":
-        from aedenoise.muon import MuonAdam, is_muon_kernel
-
-        kernels = [p for p in params if is_muon_kernel(p)]
-        rest = [p for p in params if not is_muon_kernel(p)]
-        return MuonAdam(kernels, rest, lr=lr, muon_lr=lr if muon_lr is None else muon_lr, weight_decay=weight_decay)
-    if name not in ("adam", "adamw"):
-        raise ConfigError(f"unknown optimizer {name!r}; use adam, adamw, sgd or muon")
-    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    try:  # the fused kernel: one call per step instead of ~10 per parameter (same update)
-        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except RuntimeError:  # torch or device without a fused implementation
-        return cls(params, lr=lr, weight_decay=weight_decay)
-
-
-def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    """The optimizer and, for the cosine schedule, a per-step LR scheduler (else ``None``)."""
-    o = config.optim
-    opt = make_optimizer(o.name, list(model.parameters()), lr=o.lr, weight_decay=o.weight_decay, muon_lr=o.muon_lr)
-    if o.schedule != "cosine":
-        return opt, None
-    floor = o.min_lr / o.lr
-
-    def factor(step: int) -> float:
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Load the weights of checkpoint ``path`` into ``model``; the architectures must match exactly."""
     ckpt = load_checkpoint(path, map_location="cpu")
@@ -126,12 +89,6 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None
     if mine != theirs:
         raise ConfigError(f"init_weights {path}: architecture {theirs} does not match the configured model {mine}")
     model.load_state_dict(ckpt.model.state_dict())  # copies into the model's own tensors (any device)
-
-
-def noisy_batch(noise: NoiseModel, x: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor | None]:
-    if isinstance(noise, GaussianNoise):
-        return noise.apply(x, generator=g)
-    return noise(x, generator=g), None
 
 
 def random_hflip(x: Tensor, g: torch.Generator) -> Tensor:
@@ -238,8 +195,6 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     noise = config.noise.build()
     greedy = list(read_metadata(out / LAST).get("greedy", [])) if start_epoch else []
     if config.greedy_epochs_per_stage and start_epoch == 0:  # layer-wise pretraining, fresh runs only
-        from aedenoise.greedy import greedy_pretrain
-
         greedy = greedy_pretrain(
             model, data, noise, epochs_per_stage=config.greedy_epochs_per_stage, batch_size=config.batch_size,
             optimizer=config.optim.name, lr=config.optim.lr, weight_decay=config.optim.weight_decay, seed=config.seed,
@@ -318,9 +273,6 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
     ``config.test_seed`` (the same noisy set for every model); ``metrics["test"]`` holds the
     means. The figures need matplotlib; without it ``metrics["report_note"]`` says so.
     """
-    from aedenoise.metrics import SSIM_VARIANT
-    from aedenoise.report.run import Examples, write_run_report
-
     o, model = config.optim, result.model
     kernel_lr = f" (kernels {o.lr if o.muon_lr is None else o.muon_lr:g})" if o.name == "muon" else ""
     metrics: dict[str, Any] = {
@@ -336,9 +288,6 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
     }
     examples = None
     if config.data.kind == "fashion_mnist":
-        from aedenoise.data.fashion_mnist import FashionMNIST, load_fashion_mnist
-        from aedenoise.evaluate import evaluate_images
-
         fm = load_fashion_mnist(data_dir=config.data.data_dir)
         ev = evaluate_images(model.to(result.device), fm.test_x, config.noise.build(), seed=config.test_seed,
                              batch_size=config.eval_batch_size, device=result.device)
@@ -360,8 +309,6 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
 
 
 def _write_scores(path: Path, scores: Any, classes: list[str]) -> None:
-    from aedenoise.atomic import write_text
-
     lines = ["index,class,psnr,ssim,noisy_psnr,noisy_ssim"]
     for i, row in enumerate(zip(scores.psnr.tolist(), scores.ssim.tolist(), scores.noisy_psnr.tolist(), scores.noisy_ssim.tolist())):
         lines.append(f"{i},{classes[i]}," + ",".join(f"{v:.6f}" for v in row))

@@ -4,9 +4,9 @@
 work) where each result goes, :func:`run_jobs` denoises them one by one;
 :func:`denoise_files` is the three in a row. Rules: an input is never overwritten, an
 existing output only with ``overwrite``, every output is written atomically, and a bad
-file is reported and skipped while the others go on. The per-image work (model choice,
-channel adapting, sigma, tiling) is :mod:`aedenoise.inference`, which also re-exports
-these names.
+file is reported and skipped while the others go on. The per-image work is
+:mod:`aedenoise.denoising.image` (sigma, channels, tiling); the model for each image,
+when none is given, :func:`aedenoise.denoising.selection.default_model_for`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 
+import aedenoise.denoising.selection as selection
+from aedenoise.denoising.image import Sigma, denoise_image, resolve_sigma
 from aedenoise.errors import AedenoiseError, ConfigError
-from aedenoise.io import IMAGE_SUFFIXES, FORMATS_16BIT, format_for_path, is_image_path, read_image, write_image
-from aedenoise.models.base import Denoiser
-
-if TYPE_CHECKING:
-    from aedenoise.inference import Sigma
+from aedenoise.io import FORMATS_16BIT, IMAGE_SUFFIXES, format_for_path, is_image_path, read_image, write_image
+from aedenoise.models import Denoiser
 
 DENOISED_TAG = ".denoised"
 """Default output name: ``<stem>.denoised<ext>`` beside the input."""
@@ -212,14 +211,12 @@ def run_jobs(
 ) -> DenoiseSummary:
     """Denoise every job's input into its output; a failing file is recorded and skipped.
 
-    ``model``: ``None`` uses :func:`aedenoise.inference.default_model_for` each image's
+    ``model``: ``None`` uses :func:`aedenoise.denoising.selection.default_model_for` each image's
     channels (loaded once per channel count).
     ``sigma``: ``[0, 1]`` scale, ``"auto"`` or ``None``. ``bit_depth``: 8 or 16, default
     the input's (8 where the output format has no 16-bit). Alpha and the color profile
     are kept. ``on_result`` is called after each file.
     """
-    from aedenoise import inference  # its default_model_for is the one hook for shipped defaults
-
     models: dict[int, Denoiser] = {}
     protect = [job.input for job in jobs]
     results = []
@@ -234,11 +231,11 @@ def run_jobs(
                 den = model
                 if den is None:
                     if image.channels not in models:
-                        spec = inference.default_model_for(image.channels)
-                        models[image.channels] = inference.load_denoiser(spec, device=device)
+                        spec = selection.default_model_for(image.channels)  # looked up here: the one hook
+                        models[image.channels] = selection.load_denoiser(spec, device=device)
                     den = models[image.channels]
-                s = inference.resolve_sigma(den, image.data, sigma)
-                x_hat = inference.denoise_image(den, image.data, sigma=s, tile=tile, overlap=overlap,
+                s = resolve_sigma(den, image.data, sigma)
+                x_hat = denoise_image(den, image.data, sigma=s, tile=tile, overlap=overlap,
                                                 batch_size=batch_size, device=device, progress=progress)
                 depth = bit_depth or (image.bit_depth if format_for_path(job.output) in FORMATS_16BIT else 8)
                 alpha, icc = image.alpha, image.icc_profile

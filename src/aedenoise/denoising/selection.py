@@ -1,0 +1,89 @@
+"""Which denoiser runs: a checkpoint file, shipped weights or a classical method, made to fit the image.
+
+* :func:`load_denoiser`: a checkpoint file, shipped weights or a classical method by name;
+  :func:`default_model_for`: the shipped photo default for gray or color images.
+* :func:`adapt_channels`: a gray model on an RGB image denoises each channel as a gray
+  image (noise is independent per channel; a luminance-only pass would leave the color
+  noise); a color model on a gray image gets the gray plane repeated to RGB and its three
+  output channels are averaged back to one. Denoisers with ``any_channels`` (the
+  classical methods) take both kinds as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from aedenoise.classical import create_baseline, list_baselines
+from aedenoise.denoising.tiling import model_label
+from aedenoise.errors import ConfigError
+from aedenoise.models import Denoiser, list_models, load_checkpoint
+from aedenoise.pretrained import default_pretrained, list_pretrained, load_pretrained
+
+
+def load_denoiser(spec: str | os.PathLike[str], *, device: torch.device | str = "cpu") -> Denoiser:
+    """The denoiser named by ``spec``, on ``device``, in eval mode.
+
+    ``spec`` is a checkpoint file (``*.safetensors``), the name of shipped weights
+    (:func:`aedenoise.pretrained.list_pretrained`) or a classical method
+    (:func:`aedenoise.classical.list_baselines`). Raises :class:`ConfigError` for an
+    unknown name (listing the choices), :class:`CheckpointError` for a bad file.
+    """
+    text = os.fspath(spec)
+    path = Path(text)
+    if path.suffix.lower() == ".safetensors" or path.is_file():
+        model = load_checkpoint(path, map_location=device).model
+    elif text in list_pretrained():
+        model = load_pretrained(text, device=device)
+    elif text in list_baselines():
+        model = create_baseline(text)
+    else:
+        hint = (f" ({text!r} is an architecture: train it with 'aedenoise train' and pass the checkpoint)"
+                if text in list_models() else "")
+        raise ConfigError(
+            f"unknown model {text!r}{hint}; give a checkpoint file (*.safetensors), shipped weights "
+            f"({', '.join(list_pretrained()) or 'none installed'}) or a classical method "
+            f"({', '.join(list_baselines()) or 'none available'})"
+        )
+    return model.to(device).eval()
+
+
+def default_model_for(channels: int) -> str:
+    """The ``spec`` used when no model is given, for gray (1) or color (3) images.
+
+    The one hook for shipped defaults: raises :class:`ConfigError` when no default
+    weights are installed for that kind of image.
+    """
+    return default_pretrained(channels)
+
+
+class _ChannelAdapter(Denoiser):
+    """``inner`` applied to ``channels``-channel images: a gray model per channel (channels
+    folded into the batch), or a color model on gray (plane repeated, outputs averaged)."""
+
+    def __init__(self, inner: Denoiser, channels: int) -> None:
+        super().__init__()
+        self.inner, self.in_channels, self.arch = inner, channels, inner.arch
+        self.size_multiple, self.receptive_field = inner.size_multiple, inner.receptive_field
+        self.uses_sigma = inner.uses_sigma
+
+    def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        b, c, h, w = y.shape
+        if self.inner.in_channels == 3:
+            return self.inner(y.expand(-1, 3, -1, -1), sigma).mean(dim=1, keepdim=True)
+        if isinstance(sigma, Tensor) and sigma.ndim > 0:
+            sigma = sigma.reshape(-1).expand(b).repeat_interleave(c)
+        return self.inner(y.reshape(b * c, 1, h, w), sigma).reshape(b, c, h, w)
+
+
+def adapt_channels(model: Denoiser, channels: int) -> Denoiser:
+    """``model`` made to take ``channels`` (1 or 3) channel images; itself when it already does."""
+    have = int(getattr(model, "in_channels", 1))
+    if have == channels or model.any_channels:  # e.g. the classical methods take both natively
+        return model
+    if have == 1 or (have == 3 and channels == 1):
+        return _ChannelAdapter(model, channels)
+    raise ConfigError(f"{model_label(model)} takes {have}-channel images; cannot apply it to {channels} channels")
