@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": "1073741824", "MALLOC_MMAP_THRESHOLD_": "1073741824"}
+# Set to run as on a CPU without AVX-512 (docs/benchmarks.md): torch's kernels, oneDNN, MKL, the compiled kernel.
+EMULATION_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "AEDENOISE_NATIVE_ARCH")
 
 
 def main() -> int:
@@ -62,7 +64,9 @@ def main() -> int:
             result = train(config, Path(tmp) / "run", progress=False)
             cpu = time.process_time() - cpu0
             metrics = finish_run(result, config)
-        runs.append({"train_seconds": result.train_seconds, "train_cpu_seconds": cpu, **{k: metrics["test"][k] for k in ("psnr", "ssim", "noisy_psnr", "noisy_ssim")}})
+        runs.append({"train_seconds": result.train_seconds, "train_cpu_seconds": cpu, "train_path": result.fast_path,
+                     "train_path_reason": result.fast_path_reason,
+                     **{k: metrics["test"][k] for k in ("psnr", "ssim", "noisy_psnr", "noisy_ssim")}})
         print(f"run {r + 1}: {runs[-1]}", flush=True)
     model = result.model
     infer = infer_images_per_s(model, threads, args.infer_repeats, config)
@@ -71,12 +75,13 @@ def main() -> int:
         "train_seconds": statistics.median(r["train_seconds"] for r in runs),
         "train_cpu_seconds": statistics.median(r["train_cpu_seconds"] for r in runs),
         "infer_images_per_s": infer["fast"], "infer_images_per_s_nn_layers": infer["nn"],
+        "infer_path": infer["path"], "infer_path_reason": infer["path_reason"],
         **{k: statistics.median(r[k] for r in runs) for k in ("psnr", "ssim", "noisy_psnr", "noisy_ssim")},
         "runs": runs, "repeats": args.repeats, "infer_repeats": args.infer_repeats, "epochs": config.epochs,
         "batch_size": config.batch_size, "threads": threads, "naive_baseline": baseline,
         "torch": torch.__version__, "python": platform.python_version(), "machine": machine_info(),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "env": {k: os.environ.get(k) for k in (*MALLOC_ENV, "OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
+        "env": {k: os.environ.get(k) for k in (*MALLOC_ENV, *EMULATION_ENV, "OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
@@ -85,17 +90,19 @@ def main() -> int:
 
 
 def infer_images_per_s(model, threads: int, repeats: int, config) -> dict[str, float]:
-    """Median images/s over the test set at batch 256: the fast CPU path and the plain layers."""
+    """Median images/s over the test set at batch 256: the path aedenoise picks here, and the plain layers."""
     import torch
 
     from aedenoise.benchmark.scoring import add_noise
     from aedenoise.data.fashion_mnist import load_fashion_mnist
-    from aedenoise.models.conv_ae_fast import fast_conv_ae
+    from aedenoise.models.conv_ae_choice import best_conv_ae
 
     torch.set_num_threads(threads)
     y, _ = add_noise(load_fashion_mnist(data_dir=config.data.data_dir).test_x, config.noise.build(), seed=config.test_seed)
     model = model.cpu().eval()
-    nets = {"fast": fast_conv_ae(model), "nn": model}
+    fast, choice = best_conv_ae(model, mode="infer", batch_size=256)
+    print(f"inference path: {choice.path} ({choice.reason})", flush=True)
+    nets = {"fast": fast, "nn": model}
     rates: dict[str, list[float]] = {k: [] for k in nets}
     with torch.inference_mode():
         for _ in range(repeats + 1):  # the first pass warms up and is not counted
@@ -104,7 +111,7 @@ def infer_images_per_s(model, threads: int, repeats: int, config) -> dict[str, f
                 for i in range(0, y.shape[0], 256):
                     net(y[i : i + 256])
                 rates[name].append(y.shape[0] / (time.perf_counter() - t0))
-    return {k: statistics.median(v[1:]) for k, v in rates.items()}
+    return {**{k: statistics.median(v[1:]) for k, v in rates.items()}, "path": choice.path, "path_reason": choice.reason}
 
 
 def naive_baseline(config, threads: int, epochs: int) -> dict[str, float]:
@@ -152,7 +159,10 @@ def machine_info() -> dict[str, object]:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model or platform.processor(), "cores": cores, "system": platform.platform()}
+    from aedenoise.hardware import cpu_description
+
+    return {"cpu": model or platform.processor(), "cpu_description": cpu_description(), "cores": cores,
+            "system": platform.platform()}
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ def main() -> int:
         "val_loss": [float(v) for v in history.history["val_loss"]], "epochs": args.epochs, "batch_size": 32,
         "parameters": int(model.count_params()), "tensorflow": tf.__version__, "keras": tf.keras.__version__,
         "python": platform.python_version(), "cpu_count": os.cpu_count(),
+        "env": {k: os.environ.get(k) for k in ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS")},
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -173,3 +173,31 @@ def test_builds_unused_for_a_month_are_pruned(monkeypatch: pytest.MonkeyPatch, t
         assert not stale.exists() and recent.exists() and other.exists()  # other channels: not this build's to judge
     finally:
         native_library.cache_clear()
+
+
+@pytest.mark.parametrize("arch", ["x86-64-v3", "x86-64"])  # AVX2 + FMA (16 registers, 8 lanes); SSE2 (16, 4 lanes)
+def test_builds_for_other_vector_widths_compute_the_same(arch: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The kernel's narrower-register code (smaller tiles, 8 or 4 lanes) is exact too, not just the AVX-512 build."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86-64 -march levels")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("AEDENOISE_NATIVE_ARCH", arch)
+    native_library.cache_clear()
+    try:
+        for channels, h, w in ((1, 28, 28), (3, 12, 16)):
+            lib = _lib(channels)
+            model = _model(channels, seed=channels)
+            g = torch.Generator().manual_seed(2)
+            y, x = torch.rand(3, channels, h, w, generator=g), torch.rand(3, channels, h, w, generator=g)
+            ref = model(y)
+            out = NativeConvAEFunction.apply(lib, 2, y, *_params(model))
+            torch.testing.assert_close(out, ref, rtol=0, atol=2e-6)
+            ref_grads = torch.autograd.grad(((ref - x) ** 2).mean(), _params(model))
+            grads = torch.autograd.grad(((out - x) ** 2).mean(), _params(model))
+            for a, b in zip(ref_grads, grads):
+                torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6 * float(a.abs().max()))
+        assert len(list(tmp_path.rglob("*.so"))) == 2  # built here, for this -march, one per channel count
+    finally:
+        native_library.cache_clear()

@@ -24,6 +24,30 @@ def cpu_feature_line() -> str:
     return platform.processor() or platform.machine()
 
 
+#: Vector extensions worth naming beside a speed (Linux flag names).
+VECTOR_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "avx2", "fma", "avx", "sse4_2", "asimd", "sve")
+
+
+def cpu_description() -> str:
+    """The CPU's model name and its vector extensions, e.g. ``AMD EPYC (avx512f, avx512_bf16, avx2, fma)``.
+
+    For every speed a run reports: the same code runs several times faster or slower
+    from one CPU to the next.
+    """
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "Hardware", "CPU part")) and ":" in line:
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    flags = set(cpu_feature_line().split())
+    return f"{name} ({', '.join(f for f in VECTOR_FLAGS if f in flags) or 'no vector extensions listed'})"
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 autocast is likely to be faster than float32 on ``device``.
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from aedenoise.metrics import psnr
-from aedenoise.models.conv_ae_fast import fast_conv_ae
+from aedenoise.models.conv_ae_choice import PathChoice, best_conv_ae
 from aedenoise.noise import NoiseModel, noisy_batch
 
 
@@ -26,18 +26,30 @@ def add_noise(x: Tensor, noise: NoiseModel, *, seed: int) -> tuple[Tensor, Tenso
     return noisy_batch(noise, x.cpu(), torch.Generator().manual_seed(seed))
 
 
-@torch.inference_mode()
 def denoise_batched(
     model: torch.nn.Module, y: Tensor, sigma: Tensor | None, *, batch_size: int = 1000, device: torch.device | str = "cpu"
 ) -> Tensor:
     """Apply ``model`` to ``y`` [N, C, H, W] in batches; returns ``x_hat`` on the CPU, clamped to [0, 1].
 
-    ``model`` runs in eval mode; the seed ``conv_ae`` runs through its faster CPU
-    paths on the CPU (:func:`aedenoise.models.conv_ae_fast.fast_conv_ae`: the compiled
-    kernel with ``torch.get_num_threads()`` threads, or matrix products).
+    ``model`` runs in eval mode; the seed ``conv_ae`` on the CPU runs on the path that
+    measures fastest here (:func:`aedenoise.models.conv_ae_choice.best_conv_ae`: the
+    compiled kernel with ``torch.get_num_threads()`` threads, matrix products, or the
+    ``nn`` layers).
     """
+    net, _ = _eval_net(model, y, batch_size=batch_size, device=device)
+    return _run_batches(net, y, sigma, batch_size=batch_size, device=device)
+
+
+def _eval_net(model: torch.nn.Module, y: Tensor, *, batch_size: int, device: torch.device | str
+              ) -> tuple[torch.nn.Module, PathChoice | None]:
     model.eval()
-    net = fast_conv_ae(model, device)
+    return best_conv_ae(model, device, mode="infer", batch_size=min(batch_size, y.shape[0]),
+                        height=y.shape[-2], width=y.shape[-1])
+
+
+@torch.inference_mode()
+def _run_batches(net: torch.nn.Module, y: Tensor, sigma: Tensor | None, *, batch_size: int,
+                 device: torch.device | str) -> Tensor:
     out = torch.empty(y.shape, dtype=torch.float32)
     for i in range(0, y.shape[0], batch_size):
         yb = y[i : i + batch_size].to(device)
@@ -101,12 +113,16 @@ def _window(n: int, size: int = 11, sigma: float = 1.5) -> Tensor:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A model on one seeded noisy set: ``y`` and ``x_hat`` [N, C, H, W], per-image scores, denoising time."""
+    """A model on one seeded noisy set: ``y`` and ``x_hat`` [N, C, H, W], per-image scores, denoising time.
+
+    ``path``: the seed ``conv_ae``'s CPU path that ran (with why), else ``None``.
+    """
 
     y: Tensor
     x_hat: Tensor
     scores: Scores
     seconds: float
+    path: PathChoice | None = None
 
 
 def evaluate_images(
@@ -115,10 +131,12 @@ def evaluate_images(
 ) -> Evaluation:
     """Noise clean ``x`` [N, C, H, W] with :func:`add_noise` (``seed``), denoise and score every image.
 
-    ``seconds`` is the wall time of the denoising alone (batches of ``batch_size``).
+    ``seconds`` is the wall time of the denoising alone (batches of ``batch_size``; the
+    choice of the seed model's CPU path happens before the clock starts).
     """
     y, sigma = add_noise(x, noise, seed=seed)
+    net, choice = _eval_net(model, y, batch_size=batch_size, device=device)
     t0 = time.perf_counter()
-    x_hat = denoise_batched(model, y, sigma, batch_size=batch_size, device=device)
+    x_hat = _run_batches(net, y, sigma, batch_size=batch_size, device=device)
     seconds = time.perf_counter() - t0
-    return Evaluation(y=y, x_hat=x_hat, scores=score(x_hat, y, x), seconds=seconds)
+    return Evaluation(y=y, x_hat=x_hat, scores=score(x_hat, y, x), seconds=seconds, path=choice)

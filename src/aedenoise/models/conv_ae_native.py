@@ -1,7 +1,7 @@
 """The seed autoencoder's forward and backward passes as compiled C++ (CPU, float32).
 
 :func:`native_library` compiles ``native/conv_ae.cpp`` (with ``native/blocks.h``) for the machine it runs on (a
-C++ compiler and ``-march=native``) the first time it is asked for a channel
+C++ compiler and ``-march=native``, or ``$AEDENOISE_NATIVE_ARCH``) the first time it is asked for a channel
 configuration, caches the shared library under ``$XDG_CACHE_HOME/aedenoise/native``
 (default ``~/.cache``), and loads it with :mod:`ctypes`. No Python headers, build
 tools or network are needed; without a compiler, or with ``AEDENOISE_NATIVE=0``, it
@@ -38,6 +38,7 @@ from aedenoise.paths import user_cache_dir
 SOURCE = Path(__file__).with_name("native") / "conv_ae.cpp"  # includes blocks.h beside it
 HEADERS = (SOURCE.with_name("blocks.h"),)
 ENV_SWITCH = "AEDENOISE_NATIVE"  # "0": never compile or load the kernel
+ENV_ARCH = "AEDENOISE_NATIVE_ARCH"  # the compiler's -march (default "native"; e.g. x86-64-v3 for an AVX2 build)
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
 MAX_THREADS = 64  # the kernel's limit (MAX_THREADS in native/blocks.h)
 STALE_DAYS = 30  # builds of a channel configuration not loaded for this long are deleted
@@ -76,10 +77,14 @@ class NativeLibrary:
         return int(n[0]), int(n[1]), int(n[2]), int(n[3])
 
 
+def _arch() -> str:
+    return os.environ.get(ENV_ARCH, "").strip() or "native"
+
+
 def _build(channels: tuple[int, ...], target: Path, compiler: str) -> None:
     defines = [f"-D{k}={v}" for k, v in zip(("CIN", "C1", "C2", "C3", "C4"), channels)]
     with atomic_path(target) as tmp:  # renamed into place only after a successful build
-        for arch in (["-march=native"], []):  # some compilers (or CPUs) reject -march=native
+        for arch in ([f"-march={_arch()}"], []):  # some compilers (or CPUs) reject -march=native
             cmd = [compiler, *FLAGS, *arch, *defines, str(SOURCE), "-o", str(tmp)]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if done.returncode == 0:
@@ -105,7 +110,7 @@ def native_library(channels: tuple[int, int, int, int, int]) -> NativeLibrary | 
         return None
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
-        parts = (SOURCE.read_bytes(), *(h.read_bytes() for h in HEADERS), " ".join(FLAGS), version,
+        parts = (SOURCE.read_bytes(), *(h.read_bytes() for h in HEADERS), " ".join(FLAGS), _arch(), version,
                  platform.machine(), cpu_feature_line(), repr(channels))
         key = hashlib.sha256(b"\0".join(p.encode() if isinstance(p, str) else p for p in parts)).hexdigest()[:16]
         target = user_cache_dir("native") / f"conv_ae-{'-'.join(map(str, channels))}-{key}.so"

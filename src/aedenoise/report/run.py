@@ -41,7 +41,7 @@ class Examples:
 
 
 # metrics["fast_path"]: training.loop.TrainResult.fast_path (True: a run from before the compiled kernel existed)
-_FAST_PATHS = {"native": "compiled kernel", "parity": "matrix products", True: "yes"}
+_FAST_PATHS = {"native": "compiled kernel", "parity": "matrix products", "nn": "nn layers", True: "yes"}
 
 
 def write_run_report(run_dir: str | Path, metrics: dict[str, Any], examples: Examples | None) -> str | None:
@@ -79,6 +79,12 @@ def markdown(metrics: dict[str, Any], *, drawn: list[str], note: str | None = No
                    f"fast CPU path: {_FAST_PATHS.get(metrics.get('fast_path'), 'no')}"),
         ("seed", f"{metrics.get('seed')} (test noise seed {metrics.get('test_seed')})"),
     ]
+    if metrics.get("cpu"):
+        settings.append(("CPU", metrics["cpu"]))
+    if metrics.get("fast_path_reason"):
+        settings.append(("training path", f"{_FAST_PATHS.get(metrics.get('fast_path'), '?')}: {metrics['fast_path_reason']}"))
+    if test and test.get("fast_path_reason"):
+        settings.append(("test-set path", f"{_FAST_PATHS.get(test.get('fast_path'), '?')}: {test['fast_path_reason']}"))
     lines += [f"| {k} | {v} |" for k, v in settings] + [""]
     if test:
         lines += [f"## Test set ({test['images']:,} images)", "", "| | PSNR (dB) | SSIM |", "|---|---|---|",

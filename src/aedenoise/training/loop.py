@@ -33,10 +33,11 @@ from aedenoise.data.fashion_mnist import FashionMNIST, load_fashion_mnist, split
 from aedenoise.data.images import patch_training_data
 from aedenoise.data.sources import TensorData, TrainingData, epoch_generator
 from aedenoise.errors import AedenoiseError, ConfigError
-from aedenoise.hardware import native_bf16
+from aedenoise.hardware import cpu_description, native_bf16
 from aedenoise.metrics import SSIM_VARIANT, psnr
 from aedenoise.models import Denoiser, create_model, load_checkpoint, model_entry, read_metadata, save_checkpoint
-from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
+from aedenoise.models.conv_ae_choice import best_conv_ae
+from aedenoise.models.conv_ae_fast import kernel_threads
 from aedenoise.noise import noisy_batch
 from aedenoise.report.run import Examples, write_run_report
 from aedenoise.training.distributed import Runtime, barrier, init_runtime, shutdown
@@ -62,7 +63,8 @@ class TrainResult:
     val_images: int = 0
     val_noisy_psnr: float | None = None  # mean PSNR of the noisy validation inputs
     load_average: float | None = None  # 1-minute load average when training started (other processes)
-    fast_path: str | None = None  # the seed model's CPU path: "native" (compiled kernel), "parity", or None (nn layers)
+    fast_path: str | None = None  # the seed model's CPU path: "native" (compiled kernel), "parity", "nn"; None: other models
+    fast_path_reason: str | None = None  # why that path (measured step times, or forced)
     amp: bool = False  # whether training ran under bfloat16 autocast (config.amp resolved)
 
 
@@ -201,8 +203,9 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
             loss="mse" if config.optim.loss == "psnr" else config.optim.loss, device=rt.device, rank=rt.rank, world_size=rt.world_size,
             log=(lambda m: print(m, flush=True)) if rt.is_main else None,
         )
-    net: nn.Module = fast_conv_ae(model, rt.device)  # model itself unless the CPU fast path applies
-    channels_last = config.channels_last and rt.device.type == "cpu" and net is model  # not the seed's fast path
+    net, choice = (model, None) if rt.distributed else best_conv_ae(  # the seed conv_ae: its fastest CPU path here
+        model, rt.device, mode="train", batch_size=config.batch_size, height=data.val_x.shape[-2], width=data.val_x.shape[-1])
+    channels_last = config.channels_last and rt.device.type == "cpu" and choice is None  # not the seed's paths
     if channels_last:
         model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
     if rt.distributed:
@@ -215,6 +218,9 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     train_seconds = sum(h["seconds"] for h in history) + sum(g["seconds"] for g in greedy)
 
     with kernel_threads(net):  # torch itself on one thread while the compiled kernel runs its own
+        if choice is not None:  # the validation's path, chosen (measured at most once) before any epoch's clock
+            best_conv_ae(model, rt.device, mode="infer", batch_size=min(config.eval_batch_size, data.val_x.shape[0]),
+                         height=data.val_x.shape[-2], width=data.val_x.shape[-1])
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             net.train()
@@ -263,7 +269,8 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     return TrainResult(out_dir=out, history=history, train_seconds=train_seconds, model=model.cpu(),
                        device=str(rt.device), threads=torch.get_num_threads(), train_images=steps_per_epoch * config.batch_size,
                        val_images=int(data.val_x.shape[0]), val_noisy_psnr=val_noisy_psnr,
-                       load_average=load_average, fast_path=getattr(net, "path", None), amp=amp)
+                       load_average=load_average, amp=amp,
+                       fast_path=choice.path if choice else None, fast_path_reason=choice.reason if choice else None)
 
 
 def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
@@ -281,8 +288,9 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         "noise": config.noise.build().describe(), "noise_config": config.noise.model_dump(mode="json"),
         "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "test_seed": config.test_seed,
         "optimizer": f"{o.name} lr {o.lr:g}{kernel_lr}{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
-        "device": result.device, "threads": result.threads, "torch": torch.__version__, "aedenoise": __version__,
-        "fast_path": result.fast_path, "amp": result.amp,
+        "device": result.device, "threads": result.threads, "cpu": cpu_description(), "torch": torch.__version__,
+        "aedenoise": __version__,
+        "fast_path": result.fast_path, "fast_path_reason": result.fast_path_reason, "amp": result.amp,
         "train_seconds": result.train_seconds, "load_average": result.load_average, "train_images": result.train_images, "val_images": result.val_images,
         "val_noisy_psnr": result.val_noisy_psnr, "ssim_variant": SSIM_VARIANT, "history": result.history,
     }
@@ -294,7 +302,8 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         model.cpu()
         n = fm.test_x.shape[0]
         metrics["test"] = {"images": n, **ev.scores.means(), "seconds": ev.seconds, "images_per_s": n / ev.seconds,
-                           "batch_size": config.eval_batch_size}
+                           "batch_size": config.eval_batch_size, "fast_path": ev.path.path if ev.path else None,
+                           "fast_path_reason": ev.path.reason if ev.path else None}
         labels = fm.test_labels.tolist()
         metrics["grid_indices"] = [labels.index(k) for k in range(len(FashionMNIST.CLASSES)) if k in labels]
         _write_scores(result.out_dir / "test_scores.csv", ev.scores, [FashionMNIST.CLASSES[k] for k in labels])

@@ -1,6 +1,12 @@
-// Building blocks of the compiled ConvAE kernel (conv_ae.cpp): 16-float vectors (GCC/Clang
-// vector extensions; AVX-512, AVX2 or NEON code as the target allows), small matrix products
-// whose long axis is the pixel axis, stride-2 im2col / col2im, and a pool of worker threads.
+// Building blocks of the compiled ConvAE kernel (conv_ae.cpp): vectors as wide as the
+// target's registers (GCC/Clang vector extensions: 16 floats with AVX-512, 8 with AVX/AVX2,
+// 4 with SSE or NEON), small matrix products whose long axis is the pixel axis, stride-2
+// im2col / col2im, and a pool of worker threads.
+//
+// Register budget: the tile sizes below keep a tile's accumulators and operands in
+// registers. AVX-512 and NEON have 32 vector registers, AVX2 and SSE 16; tiles sized for 32
+// spill to memory on a 16-register target and run several times slower there, so the
+// 16-register targets get smaller tiles (VREGS).
 #pragma once
 
 #include <pthread.h>
@@ -10,25 +16,64 @@
 
 #include <atomic>
 
-typedef float v16 __attribute__((vector_size(64)));
-static const int V = 16;
+#if defined(__AVX512F__)
+#define VLEN 16
+enum { VREGS = 32 };
+#elif defined(__AVX__)
+#define VLEN 8
+enum { VREGS = 16 };
+#elif defined(__aarch64__)
+#define VLEN 4
+enum { VREGS = 32 };
+#else
+#define VLEN 4
+enum { VREGS = 16 };
+#endif
+typedef float v16 __attribute__((vector_size(VLEN * 4)));
+enum { V = VLEN };
+// v16 is "one register of floats"; its name is historical. Buffers are padded to multiples
+// of PADV floats whatever V is, so the layouts (and the Python side's sizes) stay the same.
+enum { PADV = 16 };
 
-static inline int pad16(int n) { return (n + V - 1) / V * V; }
+static inline int pad16(int n) { return (n + PADV - 1) / PADV * PADV; }
 static inline v16 load(const float* p) { v16 v; memcpy(&v, p, sizeof v); return v; }
 static inline void store(float* p, v16 v) { memcpy(p, &v, sizeof v); }
-static inline v16 splat(float a) { v16 v = {a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a}; return v; }
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
+static inline float hsum4(v4 c) { return (c[0] + c[2]) + (c[1] + c[3]); }
+static inline float hsum8(v8 a) {  // the two halves added, then hsum4
+    v4 c, d;
+    memcpy(&c, &a, sizeof c);
+    memcpy(&d, (const char*)&a + sizeof c, sizeof d);
+    return hsum4(c + d);
+}
+#if VLEN == 16
+static inline v16 splat(float a) { v16 v = {a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a}; return v; }
 static inline float hsum(v16 v) {  // pairwise
     v8 a, b;
     memcpy(&a, &v, sizeof a);
     memcpy(&b, (const char*)&v + sizeof a, sizeof b);
-    a += b;
-    v4 c, d;
-    memcpy(&c, &a, sizeof c);
-    memcpy(&d, (const char*)&a + sizeof c, sizeof d);
-    c += d;
-    return (c[0] + c[2]) + (c[1] + c[3]);
+    return hsum8(a + b);
+}
+#elif VLEN == 8
+static inline v16 splat(float a) { v16 v = {a, a, a, a, a, a, a, a}; return v; }
+static inline float hsum(v16 v) { return hsum8(v); }
+#else
+static inline v16 splat(float a) { v16 v = {a, a, a, a}; return v; }
+static inline float hsum(v16 v) { return hsum4(v); }
+#endif
+
+// Tile sizes (see the register budget above).
+enum {
+    NN_MR = VREGS >= 32 ? 8 : 6,  // gemm_nn: rows per tile (x 2 vectors of columns)
+    NT_MR = VREGS >= 32 ? 4 : 2,  // gemm_nt: rows of A per tile (x 4 rows of B)
+};
+
+// The largest divisor of n that is at most cap (blocks that tile n exactly).
+static constexpr int divisor_at_most(int n, int cap) {
+    int d = cap < n ? cap : n;
+    while (d > 1 && n % d) --d;
+    return d < 1 ? 1 : d;
 }
 
 // ---- matrix products; every row stride is a multiple of 16, pad columns are zero ----
@@ -61,8 +106,8 @@ static void nn_rows(int K, int NP, const float* A, int lda, const float* B, floa
 // C[M][NP] (+)= A[M][K] (row stride lda) * B[K][NP]
 static void gemm_nn(int M, int K, int NP, const float* A, int lda, const float* B, float* C, bool accumulate) {
     int m = 0;
-    for (; m + 8 <= M; m += 8) nn_rows<8>(K, NP, A + m * lda, lda, B, C + m * NP, accumulate);
-    switch (M - m) {
+    for (; m + NN_MR <= M; m += NN_MR) nn_rows<NN_MR>(K, NP, A + m * lda, lda, B, C + m * NP, accumulate);
+    switch (M - m) {  // the rest: fewer than NN_MR rows
         case 7: nn_rows<7>(K, NP, A + m * lda, lda, B, C + m * NP, accumulate); break;
         case 6: nn_rows<6>(K, NP, A + m * lda, lda, B, C + m * NP, accumulate); break;
         case 5: nn_rows<5>(K, NP, A + m * lda, lda, B, C + m * NP, accumulate); break;
@@ -106,8 +151,8 @@ static void nt_rows(int K, int NP, const float* A, const float* B, float* C, int
 // C[M][K] += A[M][NP] * B[K][NP]^T
 static void gemm_nt(int M, int K, int NP, const float* A, const float* B, float* C) {
     int m = 0;
-    for (; m + 4 <= M; m += 4) nt_rows<4>(K, NP, A + m * NP, B, C + m * K, K);
-    switch (M - m) {
+    for (; m + NT_MR <= M; m += NT_MR) nt_rows<NT_MR>(K, NP, A + m * NP, B, C + m * K, K);
+    switch (M - m) {  // the rest: fewer than NT_MR rows
         case 3: nt_rows<3>(K, NP, A + m * NP, B, C + m * K, K); break;
         case 2: nt_rows<2>(K, NP, A + m * NP, B, C + m * K, K); break;
         case 1: nt_rows<1>(K, NP, A + m * NP, B, C + m * K, K); break;

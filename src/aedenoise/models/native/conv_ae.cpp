@@ -55,7 +55,7 @@ static Shape make_shape(int H, int W) {
     Shape s;
     s.H = H; s.W = W; s.h2 = H / 2; s.w2 = W / 2; s.h4 = H / 4; s.w4 = W / 4;
     s.N2 = pad16(s.h2 * s.w2); s.N4 = pad16(s.h4 * s.w4);
-    s.PW = s.w2 + 2; s.q0 = MARG + s.PW; s.L = s.h2 * s.PW; s.LV = (s.L + 4 * V - 1) / (4 * V) * (4 * V);
+    s.PW = s.w2 + 2; s.q0 = MARG + s.PW; s.L = s.h2 * s.PW; s.LV = (s.L + 4 * PADV - 1) / (4 * PADV) * (4 * PADV);
     s.PN = pad16(s.q0 + s.LV + s.PW + 2 + MARG);
     return s;
 }
@@ -109,25 +109,29 @@ static constexpr int l5_off(int p, int kh, int kw, int PW) {
     return (r >> 1) * PW + (c >> 1);  // arithmetic shift: -1 >> 1 == -1
 }
 
-// L4 forward, output parity (A, C): a4[co][p] = relu(b4 + sum over ci and the parity's taps of w4 * shifted a3[ci])
+// L4 forward, output parity (A, C): a4[co][p] = relu(b4 + sum over ci and the parity's taps of w4 * shifted a3[ci]).
+// Output channels in blocks of L4_CO accumulators (all of them where 32 registers hold them).
+static constexpr int L4_CO = divisor_at_most(C4, VREGS >= 32 ? 16 : 8);
+
 template <int A, int C>
 static void l4_forward_parity(const float* a3, const Shape& s, const float* w4, const float* b4, float* a4) {
     constexpr int p = 2 * A + C;
-    for (int n = 0; n < s.LV; n += V) {
-        v16 acc[C4];
-        for (int co = 0; co < C4; ++co) acc[co] = splat(b4[co]);
-        for (int ci = 0; ci < C3; ++ci)
+    for (int co0 = 0; co0 < C4; co0 += L4_CO)
+        for (int n = 0; n < s.LV; n += V) {
+            v16 acc[L4_CO];
+            for (int k = 0; k < L4_CO; ++k) acc[k] = splat(b4[co0 + k]);
+            for (int ci = 0; ci < C3; ++ci)
 #pragma GCC unroll 2
-            for (int u = 0; u < T_N[A]; ++u)
+                for (int u = 0; u < T_N[A]; ++u)
 #pragma GCC unroll 2
-                for (int v = 0; v < T_N[C]; ++v) {
-                    const int kh = T_K[A][u], kw = T_K[C][v];
-                    v16 x = load(a3 + (size_t)ci * s.PN + s.q0 + n + T_D[A][u] * s.PW + T_D[C][v]);
+                    for (int v = 0; v < T_N[C]; ++v) {
+                        const int kh = T_K[A][u], kw = T_K[C][v];
+                        v16 x = load(a3 + (size_t)ci * s.PN + s.q0 + n + T_D[A][u] * s.PW + T_D[C][v]);
 #pragma GCC unroll 16
-                    for (int co = 0; co < C4; ++co) acc[co] += splat(w4[((ci * C4 + co) * 3 + kh) * 3 + kw]) * x;
-                }
-        for (int co = 0; co < C4; ++co) store(a4 + (size_t)(co * 4 + p) * s.PN + s.q0 + n, relu(acc[co]));
-    }
+                        for (int k = 0; k < L4_CO; ++k) acc[k] += splat(w4[((ci * C4 + co0 + k) * 3 + kh) * 3 + kw]) * x;
+                    }
+            for (int k = 0; k < L4_CO; ++k) store(a4 + (size_t)((co0 + k) * 4 + p) * s.PN + s.q0 + n, relu(acc[k]));
+        }
 }
 
 static void l4_forward(const float* a3, const Shape& s, const float* w4, const float* b4, float* a4) {
@@ -215,25 +219,28 @@ static void l5_backward(const float* a4, const float* g5, const Shape& s, const 
 }
 
 // L4 backward: weight gradients into gw4v [C3*C4*9][V]; g3 = gradient of a3 (bordered plane).
+// Weight gradients for L4B_CO output channels at a time (9 accumulators each).
+static constexpr int L4B_CO = divisor_at_most(C4, VREGS >= 32 ? 2 : 1);
+
 static void l4_backward(const float* a3, const float* g4, const Shape& s, const float* w4, float* gw4v, float* g3) {
     const int offs[4] = {0, 1, s.PW, s.PW + 1};  // d * PW + e
     for (int ci = 0; ci < C3; ++ci)
-        for (int co0 = 0; co0 < C4; co0 += 2) {
-            v16 acc[2][9];
-            for (int k = 0; k < 2; ++k)
+        for (int co0 = 0; co0 < C4; co0 += L4B_CO) {
+            v16 acc[L4B_CO][9];
+            for (int k = 0; k < L4B_CO; ++k)
                 for (int t = 0; t < 9; ++t) acc[k][t] = splat(0.f);
             for (int n = 0; n < s.LV; n += V) {
-                v16 x[4], g[2][4];
+                v16 x[4], g[L4B_CO][4];
                 for (int o = 0; o < 4; ++o) x[o] = load(a3 + (size_t)ci * s.PN + s.q0 + n + offs[o]);
-                for (int k = 0; k < 2; ++k)
+                for (int k = 0; k < L4B_CO; ++k)
                     for (int p = 0; p < 4; ++p) g[k][p] = load(g4 + (size_t)((co0 + k) * 4 + p) * s.PN + s.q0 + n);
                 for (int kh = 0; kh < 3; ++kh)
                     for (int kw = 0; kw < 3; ++kw) {
                         const int a = kh == 1 ? 0 : 1, c = kw == 1 ? 0 : 1, d = kh == 0, e = kw == 0;
-                        for (int k = 0; k < 2; ++k) acc[k][kh * 3 + kw] += g[k][2 * a + c] * x[2 * d + e];
+                        for (int k = 0; k < L4B_CO; ++k) acc[k][kh * 3 + kw] += g[k][2 * a + c] * x[2 * d + e];
                     }
             }
-            for (int k = 0; k < 2; ++k)
+            for (int k = 0; k < L4B_CO; ++k)
                 for (int t = 0; t < 9; ++t) {
                     float* dst = gw4v + (size_t)((ci * C4 + co0 + k) * 9 + t) * V;
                     store(dst, load(dst) + acc[k][t]);
