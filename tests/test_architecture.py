@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("version", "errors"),
     ("atomic", "paths", "hardware", "metrics"),
     ("io", "noise", "models"),
-    ("config", "classical", "pretrained"),
+    ("config", "classical", "pretrained", "export"),
     ("data",),
     ("denoising",),
     ("benchmark",),

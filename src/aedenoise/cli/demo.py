@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aedenoise.report.photo import photo_demo
 
-    r = photo_demo(args.out, image=args.image, sigma_255=args.sigma, seed=args.seed)
+    r = photo_demo(args.out, image=args.image, sigma=args.sigma / 255, seed=args.seed)
     print(f"{r.model}: noisy {r.noisy_psnr:.2f} dB -> denoised {r.denoised_psnr:.2f} dB "
           f"(SSIM {r.noisy_ssim:.3f} -> {r.denoised_ssim:.3f}) in {r.seconds:.2f} s")
     print(f"Before/after: {r.side_by_side}" + (f" (zoomed: {r.crops})" if r.crops else ""))

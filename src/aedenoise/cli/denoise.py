@@ -48,14 +48,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="output folder (created), or an output file name for a single input; default: "
                    "<stem>.denoised<ext> beside each input")
     p.add_argument("--model", metavar="SPEC",
-                   help="checkpoint file (*.safetensors), shipped weights name or classical method "
-                   "(see 'aedenoise models'); default: the shipped photo model for gray/color")
+                   help="checkpoint file (*.safetensors), exported model (*.onnx), shipped weights name or "
+                   "classical method (see 'aedenoise models'); default: the shipped photo model for gray/color")
     p.add_argument("--sigma", type=_sigma_arg, metavar="S",
                    help="noise level on the 0-255 scale, or 'auto' to estimate it per image; needed by models "
                    "that take a noise level (default with the shipped model: auto)")
     p.add_argument("--tile", type=_tile_arg, metavar="N", help="tile side in pixels (default 256, more for models "
                    "with a wide receptive field); smaller uses less memory")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="run learned models with PyTorch (default) or onnxruntime (CPU; pip install "
+                   "'aedenoise[onnx]'; the model is exported once into the user cache)")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bits per sample (default: the input's)")
     exist = p.add_mutually_exclusive_group()
     exist.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
@@ -86,10 +89,10 @@ def _setup(args: argparse.Namespace):
     from aedenoise.errors import ConfigError
     from aedenoise.hardware import resolve_device
 
-    device = resolve_device(args.device)
+    device = resolve_device("cpu" if args.backend == "onnxruntime" and args.device == "auto" else args.device)
     sigma = args.sigma
     if args.model is not None:
-        model = load_denoiser(args.model, device=device)
+        model = load_denoiser(args.model, device=device, backend=args.backend)
         if model.uses_sigma and sigma is None:
             raise ConfigError(f"model {args.model!r} needs the noise level: give --sigma on the 0-255 scale "
                               f"(e.g. --sigma 25) or --sigma auto")
@@ -133,7 +136,7 @@ def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
 
     progress = not args.no_progress and sys.stderr.isatty()
     summary = run_jobs(jobs, model=model, sigma=sigma, tile=args.tile, device=device, bit_depth=args.bit_depth,
-                       overwrite=args.overwrite, progress=progress, on_result=report)
+                       overwrite=args.overwrite, progress=progress, on_result=report, backend=args.backend)
     n_w, n_s, n_f = len(summary.written), len(summary.skipped), len(summary.failed)
     print(f"done: {n_w} written, {n_s} skipped, {n_f} failed, of {len(jobs)} in {summary.seconds:.1f} s")
     if n_f:

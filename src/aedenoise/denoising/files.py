@@ -208,11 +208,12 @@ def run_jobs(
     overwrite: bool = False,
     progress: bool = False,
     on_result: Callable[[FileResult], None] | None = None,
+    backend: selection.Backend = "torch",
 ) -> DenoiseSummary:
     """Denoise every job's input into its output; a failing file is recorded and skipped.
 
     ``model``: ``None`` uses :func:`aedenoise.denoising.selection.default_model_for` each image's
-    channels (loaded once per channel count).
+    channels (loaded once per channel count, on ``backend``).
     ``sigma``: ``[0, 1]`` scale, ``"auto"`` or ``None``. ``bit_depth``: 8 or 16, default
     the input's (8 where the output format has no 16-bit). Alpha and the color profile
     are kept. ``on_result`` is called after each file.
@@ -232,7 +233,7 @@ def run_jobs(
                 if den is None:
                     if image.channels not in models:
                         spec = selection.default_model_for(image.channels)  # looked up here: the one hook
-                        models[image.channels] = selection.load_denoiser(spec, device=device)
+                        models[image.channels] = selection.load_denoiser(spec, device=device, backend=backend)
                     den = models[image.channels]
                 s = resolve_sigma(den, image.data, sigma)
                 x_hat = denoise_image(den, image.data, sigma=s, tile=tile, overlap=overlap,

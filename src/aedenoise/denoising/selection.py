@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -20,25 +21,42 @@ from torch import Tensor
 from aedenoise.classical import create_baseline, list_baselines
 from aedenoise.denoising.tiling import model_label
 from aedenoise.errors import ConfigError
+from aedenoise.export import OnnxDenoiser, cached_onnx
 from aedenoise.models import Denoiser, list_models, load_checkpoint
-from aedenoise.pretrained import default_pretrained, list_pretrained, load_pretrained
+from aedenoise.pretrained import default_pretrained, list_pretrained, load_pretrained, pretrained_weights
+
+Backend = Literal["torch", "onnxruntime"]
 
 
-def load_denoiser(spec: str | os.PathLike[str], *, device: torch.device | str = "cpu") -> Denoiser:
+def load_denoiser(spec: str | os.PathLike[str], *, device: torch.device | str = "cpu",
+                  backend: Backend = "torch") -> Denoiser:
     """The denoiser named by ``spec``, on ``device``, in eval mode.
 
-    ``spec`` is a checkpoint file (``*.safetensors``), the name of shipped weights
-    (:func:`aedenoise.pretrained.list_pretrained`) or a classical method
-    (:func:`aedenoise.classical.list_baselines`). Raises :class:`ConfigError` for an
-    unknown name (listing the choices), :class:`CheckpointError` for a bad file.
+    ``spec`` is a checkpoint file (``*.safetensors``), an exported ``*.onnx`` file, the name
+    of shipped weights (:func:`aedenoise.pretrained.list_pretrained`) or a classical method
+    (:func:`aedenoise.classical.list_baselines`). ``backend="onnxruntime"`` runs a learned
+    model through onnxruntime (exported once into the user cache; CPU only). Raises
+    :class:`ConfigError` for an unknown name (listing the choices), :class:`CheckpointError`
+    for a bad file.
     """
     text = os.fspath(spec)
     path = Path(text)
+    if backend not in ("torch", "onnxruntime"):
+        raise ConfigError(f"unknown backend {backend!r}; use torch or onnxruntime")
+    if backend == "onnxruntime" and torch.device(device).type != "cpu":
+        raise ConfigError("the onnxruntime backend runs on the CPU here; use --device cpu or --backend torch")
+    if path.suffix.lower() == ".onnx":
+        return OnnxDenoiser(path).eval()
     if path.suffix.lower() == ".safetensors" or path.is_file():
         model = load_checkpoint(path, map_location=device).model
+        card = None
     elif text in list_pretrained():
         model = load_pretrained(text, device=device)
+        card_path = pretrained_weights(text).card_path
+        card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
     elif text in list_baselines():
+        if backend == "onnxruntime":
+            raise ConfigError(f"{text} is a classical method: it runs in numpy/scipy, not onnxruntime; use --backend torch")
         model = create_baseline(text)
     else:
         hint = (f" ({text!r} is an architecture: train it with 'aedenoise train' and pass the checkpoint)"
@@ -48,6 +66,8 @@ def load_denoiser(spec: str | os.PathLike[str], *, device: torch.device | str = 
             f"({', '.join(list_pretrained()) or 'none installed'}) or a classical method "
             f"({', '.join(list_baselines()) or 'none available'})"
         )
+    if backend == "onnxruntime":
+        return OnnxDenoiser(cached_onnx(model.cpu(), name=path.name if path.is_file() else text, card=card)).eval()
     return model.to(device).eval()
 
 

@@ -4,11 +4,15 @@ Three paths compute the same function (:mod:`aedenoise.models.conv_ae_fast`): th
 kernel (``"native"``), the matrix-product formulation (``"parity"``) and the plain ``nn``
 layers (``"nn"``). Which is fastest depends on the CPU (its vector registers, cache sizes),
 the torch build, the thread count and the batch, so :func:`choose_conv_ae_path` times a
-few steps of each on first use (about a second) and keeps the answer in
-``$XDG_CACHE_HOME/aedenoise/paths/conv_ae.json``, keyed by the CPU's feature flags, the
-torch version, the kernel build, the thread count, the batch shape and whether it is a
-training step or inference. The chosen path is never slower than the ``nn`` layers as
-measured; a measurement within noise of another keeps the fastest one measured.
+few steps of each on first use (one to three seconds) and keeps the answer in
+``$XDG_CACHE_HOME/aedenoise/paths/conv_ae.json``, keyed by the CPU (model name and feature
+flags), the torch version, the kernel build, the thread count, the image size, the batch
+size (rounded up to a power of two) and whether it is a training step or inference. The
+paths are preferred in the order kernel, matrix products, ``nn`` layers; the first one
+within :data:`MARGIN` of the fastest measured wins, so a near tie does not flip the choice
+from one measurement to the next (the paths agree only to float rounding), and the chosen
+path is never slower than the ``nn`` layers by more than that margin. Batches too small to
+be worth a measurement (under :data:`MIN_PIXELS` pixels) take the first available path.
 
 ``AEDENOISE_CONV_AE_PATH=native|parity|nn`` forces a path (``auto``, the default, measures);
 ``AEDENOISE_NATIVE=0`` leaves the kernel out.
@@ -20,6 +24,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
 import os
 import statistics
 import time
@@ -31,8 +36,8 @@ import torch
 from torch import nn
 
 from aedenoise.atomic import write_json
-from aedenoise.errors import ConfigError
-from aedenoise.hardware import cpu_feature_line
+from aedenoise.errors import AedenoiseError, ConfigError
+from aedenoise.hardware import cpu_description, cpu_feature_line
 from aedenoise.models.conv_ae import ConvAE
 from aedenoise.models.conv_ae_fast import FastConvAE, kernel_threads
 from aedenoise.paths import user_cache_dir
@@ -42,6 +47,8 @@ PATHS = ("native", "parity", "nn")
 LABELS = {"native": "compiled kernel", "parity": "matrix products", "nn": "nn layers"}
 Mode = Literal["train", "infer"]
 ROUNDS = 3  # timed rounds per path, alternating between paths; the median round counts
+MARGIN = 0.10  # a later path in PATHS must be this much faster than an earlier one to be chosen
+MIN_PIXELS = 8 * 28 * 28  # smaller batches are not worth a measurement
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ def _available(model: ConvAE) -> list[str]:
 def _key(model: ConvAE, mode: Mode, shape: tuple[int, ...], threads: int) -> str:
     lib = FastConvAE(model)._library()
     parts = (mode, repr(_channels(model)), "x".join(map(str, shape)), f"threads {threads}", f"torch {torch.__version__}",
-             lib.path.name if lib is not None else "no kernel", cpu_feature_line())
+             lib.path.name if lib is not None else "no kernel", cpu_description(), cpu_feature_line())
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
@@ -145,8 +152,12 @@ def choose_conv_ae_path(model: ConvAE, *, mode: Mode, batch_size: int, height: i
         return PathChoice(forced, f"forced by {ENV_PATH}={forced}")
     if len(available) == 1:
         return PathChoice(available[0], "the only path available")
+    if batch_size * height * width < MIN_PIXELS:
+        return PathChoice(available[0], f"a batch of {batch_size} at {height}x{width} is too small to measure; "
+                                        f"the first path available")
     threads = threads or torch.get_num_threads()
-    shape = (batch_size, model.in_channels, height, width)
+    bucket = 1 << max(0, math.ceil(math.log2(batch_size)))  # batches of 17..32 share the measurement at 32
+    shape = (bucket, model.in_channels, height, width)
     key = _key(model, mode, shape, threads)
     if key in _CHOSEN:
         return _CHOSEN[key]
@@ -171,21 +182,28 @@ def _cached_or_measured(model: ConvAE, key: str, mode: Mode, shape: tuple[int, .
         times = measure(model, mode=mode, batch_size=batch_size, height=height, width=width, paths=available)
     finally:
         torch.set_num_threads(before)
-    path = min(times, key=times.get)
+    path = pick(times)
     data = _read_cache()
     data[key] = {"path": path, "ms_per_step": times, "mode": mode, "shape": list(shape), "threads": threads,
                  "torch": torch.__version__, "measured": time.strftime("%Y-%m-%d")}
     try:
         write_json(cache_file(), data)
-    except OSError:
-        pass  # a read-only cache: measure again next time
+    except (OSError, AedenoiseError):
+        pass  # a read-only or missing cache folder: measure again next time
     return PathChoice(path, _reason(path, times, mode, batch_size, threads, when="measured now"), times)
+
+
+def pick(ms_per_step: dict[str, float]) -> str:
+    """The first path in :data:`PATHS` order measured within :data:`MARGIN` of the fastest."""
+    fastest = min(ms_per_step.values())
+    return next(p for p in PATHS if p in ms_per_step and ms_per_step[p] <= fastest * (1 + MARGIN))
 
 
 def _reason(path: str, times: dict[str, float], mode: Mode, batch_size: int, threads: int, *, when: str) -> str:
     what = "training step" if mode == "train" else "inference batch"
     listed = ", ".join(f"{LABELS[p]} {t:.2f} ms" for p, t in sorted(times.items(), key=lambda kv: kv[1]))
-    return f"fastest on this CPU per {what} of {batch_size} at {threads} thread(s): {listed} ({when})"
+    return (f"measured on this CPU per {what} of {batch_size} at {threads} thread(s): {listed} ({when}; "
+            f"the first of kernel, matrix products, nn layers within {MARGIN:.0%} of the fastest)")
 
 
 def best_conv_ae(model: nn.Module, device: torch.device | str = "cpu", *, mode: Mode, batch_size: int,

@@ -40,8 +40,8 @@ class PhotoDemo:
     side_by_side: Path
     crops: Path | None
     model: str
-    sigma_255: float
-    sigma_estimated_255: float | None
+    sigma: float  # the noise level added, [0, 1] scale
+    sigma_estimated: float | None  # what --sigma auto found in the noisy image, [0, 1] scale
     noisy_psnr: float
     denoised_psnr: float
     noisy_ssim: float
@@ -63,21 +63,21 @@ def side_by_side(images: list[Tensor]) -> Tensor:
     return torch.cat(parts, dim=-1)
 
 
-def photo_demo(out_dir: str | Path, *, image: str | Path | None = None, sigma_255: float = 25.0, seed: int = 0,
+def photo_demo(out_dir: str | Path, *, image: str | Path | None = None, sigma: float = 25 / 255, seed: int = 0,
                device: torch.device | str = "cpu") -> PhotoDemo:
-    """Noise a clean photo (``image``, default :func:`sample_photo`) at ``sigma_255`` (0-255 scale),
+    """Noise a clean photo (``image``, default :func:`sample_photo`) at ``sigma`` (``[0, 1]`` scale),
     denoise it with the shipped default for its channels and write the results into ``out_dir``.
 
     The noise is drawn from a generator seeded by ``seed`` and the photo's name, so a rerun
     writes the same files. Raises :class:`ConfigError` when no default model is shipped.
     """
-    if not 0 < sigma_255 <= 255:
-        raise ConfigError(f"--sigma must be in (0, 255] on the 0-255 scale (got {sigma_255:g})")
+    if not 0 < sigma <= 1:
+        raise ConfigError(f"--sigma must be in (0, 255] on the 0-255 scale (got {sigma * 255:g})")
     src = Path(image) if image is not None else sample_photo()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     x = read_image(src).data
-    y = quantize_8bit(noisy_image(x, sigma_255, dataset="demo", image=src.name, seed=seed))[0]  # an ordinary 8-bit photo
+    y = quantize_8bit(noisy_image(x, sigma * 255, dataset="demo", image=src.name, seed=seed))[0]  # an ordinary 8-bit photo
     spec = default_model_for(x.shape[0])
     model = load_denoiser(spec, device=device)
     estimated = resolve_sigma(model, y, "auto")  # what "auto" finds, reported beside the true level
@@ -96,12 +96,12 @@ def photo_demo(out_dir: str | Path, *, image: str | Path | None = None, sigma_25
         require_matplotlib()
         panels = [("clean", x), (f"noisy {scores['noisy'][0]:.2f} dB", y), (f"{spec} {scores['denoised'][0]:.2f} dB", x_hat)]
         crops = crop_figure(out / "crops.png", panels, crop_box(x, size=min(x.shape[-2:]) // 3),
-                            title=f"Gaussian noise sigma {sigma_255:g}/255; zoomed crops, pixels as they are")
+                            title=f"Gaussian noise sigma {sigma * 255:g}/255; zoomed crops, pixels as they are")
     except MissingMatplotlib:
         pass
     result = PhotoDemo(
         out_dir=out, report=out / "report.md", side_by_side=out / "side-by-side.png", crops=crops, model=spec,
-        sigma_255=sigma_255, sigma_estimated_255=None if estimated is None else estimated * 255,
+        sigma=sigma, sigma_estimated=estimated,
         noisy_psnr=scores["noisy"][0], denoised_psnr=scores["denoised"][0],
         noisy_ssim=scores["noisy"][1], denoised_ssim=scores["denoised"][1], seconds=seconds)
     write_text(result.report, _markdown(result, src))
@@ -109,9 +109,9 @@ def photo_demo(out_dir: str | Path, *, image: str | Path | None = None, sigma_25
 
 
 def _markdown(r: PhotoDemo, src: Path) -> str:
-    est = f"{r.sigma_estimated_255:.1f}" if r.sigma_estimated_255 is not None else "not used"
+    est = f"{r.sigma_estimated * 255:.1f}" if r.sigma_estimated is not None else "not used"
     lines = [f"# Denoising a photo: `{src.name}`", "",
-             f"White Gaussian noise of sigma {r.sigma_255:g}/255 added to the clean photo and saved as 8-bit "
+             f"White Gaussian noise of sigma {r.sigma * 255:g}/255 added to the clean photo and saved as 8-bit "
              f"`noisy.png`; `{r.model}` (the shipped default, `aedenoise denoise noisy.png`) with the noise level "
              f"estimated from the noisy image (`--sigma auto`: {est}/255) gives `denoised.png` in {r.seconds:.2f} s.", "",
              "| image | PSNR (dB) | SSIM |", "|---|---|---|",

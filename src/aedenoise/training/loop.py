@@ -37,7 +37,7 @@ from aedenoise.hardware import cpu_description, native_bf16
 from aedenoise.metrics import SSIM_VARIANT, psnr
 from aedenoise.models import Denoiser, create_model, load_checkpoint, model_entry, read_metadata, save_checkpoint
 from aedenoise.models.conv_ae_choice import best_conv_ae
-from aedenoise.models.conv_ae_fast import kernel_threads
+from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
 from aedenoise.noise import noisy_batch
 from aedenoise.report.run import Examples, write_run_report
 from aedenoise.training.distributed import Runtime, barrier, init_runtime, shutdown
@@ -208,6 +208,8 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     channels_last = config.channels_last and rt.device.type == "cpu" and choice is None  # not the seed's paths
     if channels_last:
         model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
+    # Validation runs on the training path; under torchrun on the kernel as before, not measured on every rank.
+    val_net = fast_conv_ae(model, rt.device) if rt.distributed else net
     if rt.distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     loss_fn = build_loss(config.optim.loss)
@@ -218,9 +220,6 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     train_seconds = sum(h["seconds"] for h in history) + sum(g["seconds"] for g in greedy)
 
     with kernel_threads(net):  # torch itself on one thread while the compiled kernel runs its own
-        if choice is not None:  # the validation's path, chosen (measured at most once) before any epoch's clock
-            best_conv_ae(model, rt.device, mode="infer", batch_size=min(config.eval_batch_size, data.val_x.shape[0]),
-                         height=data.val_x.shape[-2], width=data.val_x.shape[-1])
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             net.train()
@@ -248,7 +247,7 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
             if rt.distributed:  # the epoch's mean loss over every rank's share
                 torch.distributed.all_reduce(total)
                 count *= rt.world_size
-            val = _validate(net if not rt.distributed else model, data.val_x, val_y, val_sigma, loss_fn, config, rt)
+            val = _validate(val_net, data.val_x, val_y, val_sigma, loss_fn, config, rt)
             seconds = time.perf_counter() - t0
             train_seconds += seconds
             record = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1), **val, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
