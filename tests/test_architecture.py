@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "classical", "pretrained", "export"),
     ("data",),
     ("denoising",),
-    ("benchmark",),
+    ("benchmark", "serve"),
     ("report",),
     ("training",),
     ("cli",),

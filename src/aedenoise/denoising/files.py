@@ -209,16 +209,20 @@ def run_jobs(
     progress: bool = False,
     on_result: Callable[[FileResult], None] | None = None,
     backend: selection.Backend = "torch",
+    default_models: dict[int, Denoiser] | None = None,
+    max_pixels: int | None = None,
 ) -> DenoiseSummary:
     """Denoise every job's input into its output; a failing file is recorded and skipped.
 
     ``model``: ``None`` uses :func:`aedenoise.denoising.selection.default_model_for` each image's
-    channels (loaded once per channel count, on ``backend``).
+    channels (loaded once per channel count, on ``backend``, and kept in ``default_models``
+    when given, so that a long-lived caller loads each only once). ``max_pixels``: the
+    decompression-bomb limit of :func:`aedenoise.io.read_image`.
     ``sigma``: ``[0, 1]`` scale, ``"auto"`` or ``None``. ``bit_depth``: 8 or 16, default
     the input's (8 where the output format has no 16-bit). Alpha and the color profile
     are kept. ``on_result`` is called after each file.
     """
-    models: dict[int, Denoiser] = {}
+    models: dict[int, Denoiser] = {} if default_models is None else default_models
     protect = [job.input for job in jobs]
     results = []
     start = time.perf_counter()
@@ -228,7 +232,7 @@ def run_jobs(
             result = FileResult(job.input, job.output, "skipped", message="output exists")
         else:
             try:
-                image = read_image(job.input)
+                image = read_image(job.input, max_pixels=max_pixels)
                 den = model
                 if den is None:
                     if image.channels not in models:
