@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import socket
 import tempfile
@@ -11,7 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

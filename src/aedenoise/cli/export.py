@@ -36,11 +36,14 @@ def run(args: argparse.Namespace) -> int:
     if source.exists() and out.resolve() == source.resolve():
         raise ConfigError(f"--onnx {out}: is the model file itself")
     model = load_denoiser(args.model, device="cpu")
-    card = None
+    card, size = None, tuple(args.size) if args.size else None
     if args.model in list_pretrained():
-        card_path = pretrained_weights(args.model).card_path
-        card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
+        weights = pretrained_weights(args.model)
+        card = weights.card_path.read_text(encoding="utf-8") if weights.card_path.is_file() else None
+        if size is None and weights.task == "fashion-mnist" and model.arch.get("name") == "res_ae_global":
+            size = (28, 28)  # its global context depends on the image size: the size it was trained for
+            print(f"note: {args.model} is exported for 28x28 images (Fashion-MNIST), its graph depends on the size")
     name = source.name if source.is_file() else args.model
-    path = export_onnx(model, out, name=name, card=card, size=tuple(args.size) if args.size else None)
+    path = export_onnx(model, out, name=name, card=card, size=size)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; checked against PyTorch)")
     return 0

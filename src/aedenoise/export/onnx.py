@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -105,10 +106,16 @@ def export_onnx(model: Denoiser, path: str | os.PathLike[str], *, name: str, car
     target = Path(path)
     with atomic_path(target) as tmp:
         try:
-            with warnings.catch_warnings():  # torch.export's notes on shapes and deprecations: not the user's concern
-                warnings.simplefilter("ignore")
-                program = torch.onnx.export(graph, args, dynamic_shapes=shapes, input_names=names,
-                                            output_names=["x_hat"], dynamo=True, verbose=False)
+            onnx_log = logging.getLogger("torch.onnx")
+            level = onnx_log.level
+            onnx_log.setLevel(logging.ERROR)  # its notes (torchvision ops it skips, shape hints): not the user's concern
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    program = torch.onnx.export(graph, args, dynamic_shapes=shapes, input_names=names,
+                                                output_names=["x_hat"], dynamo=True, verbose=False)
+            finally:
+                onnx_log.setLevel(level)
         except Exception as err:  # torch.export's errors are long; the first line says what failed
             raise ConfigError(f"{name}: ONNX export failed ({str(err).strip().splitlines()[0]})") from None
         program.model.metadata_props[META_KEY] = json.dumps(_metadata(model, name=name, card=card, size=size))
