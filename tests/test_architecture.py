@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "classical", "pretrained", "export"),
     ("data",),
     ("denoising",),
-    ("benchmark", "serve"),
+    ("benchmark", "serve", "bulk"),
     ("report",),
     ("training",),
     ("cli",),

@@ -66,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="leave existing outputs alone (resume an interrupted batch)")
     p.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders of input folders")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = p.add_argument_group("bulk denoising on Ray (pip install 'aedenoise[ray]'; docs/bulk.md)")
+    ray.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local: this process (default); ray: a Ray Data pipeline over a pool of model actors")
+    ray.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: $RAY_ADDRESS, else a local one)")
+    ray.add_argument("--ray-actors", type=int, metavar="N", help="model actors (default: the cluster's CPUs / --ray-threads)")
+    ray.add_argument("--ray-threads", type=int, default=1, metavar="N", help="CPU threads per actor (default 1)")
     p.set_defaults(func=run)
 
 
@@ -135,8 +141,16 @@ def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
             print(f"failed: {problem}", file=sys.stderr, flush=True)
 
     progress = not args.no_progress and sys.stderr.isatty()
-    summary = run_jobs(jobs, model=model, sigma=sigma, tile=args.tile, device=device, bit_depth=args.bit_depth,
-                       overwrite=args.overwrite, progress=progress, on_result=report, backend=args.backend)
+    if args.engine == "ray":
+        from aedenoise.bulk import run_jobs_on_ray
+
+        summary = run_jobs_on_ray(jobs, model=None if args.model is None else str(args.model), sigma=sigma,
+                                  tile=args.tile, bit_depth=args.bit_depth, overwrite=args.overwrite,
+                                  backend=args.backend, address=args.ray_address, actors=args.ray_actors,
+                                  threads_per_actor=args.ray_threads, on_result=report)
+    else:
+        summary = run_jobs(jobs, model=model, sigma=sigma, tile=args.tile, device=device, bit_depth=args.bit_depth,
+                           overwrite=args.overwrite, progress=progress, on_result=report, backend=args.backend)
     n_w, n_s, n_f = len(summary.written), len(summary.skipped), len(summary.failed)
     print(f"done: {n_w} written, {n_s} skipped, {n_f} failed, of {len(jobs)} in {summary.seconds:.1f} s")
     if n_f:
