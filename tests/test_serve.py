@@ -104,6 +104,28 @@ def test_bad_requests_get_a_4xx_with_a_message(client: TestClient, tmp_path: Pat
     assert client.get("/healthz").json()["busy"] == 0
 
 
+def test_octet_stream_uploads_previews_and_an_oversized_body(client: TestClient, tmp_path: Path) -> None:
+    src = _noisy(tmp_path / "scan.tif", 40, 48, 1, bit_depth=16)
+    answer = _post(client, src, "application/octet-stream", sigma="20", format="input")  # what curl -F sends
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/tiff"
+    shown = client.post("/api/preview", files={"file": (src.name, src.read_bytes(), "image/tiff")})
+    assert shown.status_code == 200 and shown.content.startswith(b"\x89PNG")
+    (tmp_path / "preview.png").write_bytes(shown.content)
+    assert read_image(tmp_path / "preview.png").bit_depth == 8
+    huge = client.post("/api/denoise", files={"file": ("huge.png", b"\x89PNG" + bytes(3_000_000), "image/png")})
+    assert huge.status_code == 413 and "MB" in huge.json()["detail"]  # refused by its length, before parsing
+    assert client.get("/healthz").json()["busy"] == 0
+
+
+def test_warm_loads_every_learned_model_once(tmp_path: Path) -> None:
+    app = create_app(ServeSettings(backend="torch"))
+    server = app.state.server
+    server.warm()
+    learned = [m["name"] for m in server.catalog if m["kind"] == "learned"]
+    assert learned and set(server.models) == set(learned)
+    assert all(any(d is m for m in server.models.values()) for d in server.defaults.values())  # auto shares them
+
+
 def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     app = create_app(ServeSettings(workers=1, queue=0, backend="torch"))
     client = TestClient(app)

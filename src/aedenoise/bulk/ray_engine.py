@@ -93,8 +93,8 @@ def run_jobs_on_ray(
     ray = _ray()
     start = time.perf_counter()
     started_here = not ray.is_initialized()
-    if started_here:
-        address = address or os.environ.get("RAY_ADDRESS") or None
+    if started_here:  # "local": a fresh Ray on this machine, never one a `ray start` left running by chance
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         ctx = ray.data.DataContext.get_current()
@@ -104,26 +104,38 @@ def run_jobs_on_ray(
         pool = actors or max(1, cpus // threads_per_actor)
         if stats is not None:
             stats["actors"] = pool
-        rows = [{"input": str(j.input), "output": str(j.output), "skip": j.skip} for j in jobs]
+        # absolute paths: the actors' working folder is not this process's
+        rows = [{"input": str(j.input.resolve()), "output": str(j.output.resolve()), "skip": j.skip} for j in jobs]
+        spec = str(Path(model).resolve()) if model is not None and Path(model).is_file() else model
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * pool)))
-        ds = ds.map_batches(DenoiseActor, batch_size=1, concurrency=pool, num_cpus=threads_per_actor,
-                            fn_constructor_kwargs={"model": model, "sigma": sigma, "tile": tile, "bit_depth": bit_depth,
+        ds = ds.map_batches(DenoiseActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=pool),
+                            num_cpus=threads_per_actor, max_restarts=1, max_task_retries=1,  # no endless retries
+                            fn_constructor_kwargs={"model": spec, "sigma": sigma, "tile": tile, "bit_depth": bit_depth,
                                                    "overwrite": overwrite, "backend": backend,
                                                    "threads": threads_per_actor})
         done: dict[str, FileResult] = {}
-        for row in ds.iter_rows():
-            s = float(row["sigma"])
-            result = FileResult(Path(row["input"]), Path(row["output"]), str(row["status"]),  # type: ignore[arg-type]
-                                float(row["seconds"]), str(row["message"]), None if np.isnan(s) else s)
-            done[row["input"]] = result
-            if stats is not None:
-                stats["actor_peak_rss_mb"] = max(stats.get("actor_peak_rss_mb", 0.0), float(row["peak_rss_mb"]))
-            if on_result is not None:
-                on_result(result)
+        broke = ""
+        try:
+            for row in ds.iter_rows():
+                s = float(row["sigma"])
+                result = FileResult(Path(row["input"]), Path(row["output"]), str(row["status"]),  # type: ignore[arg-type]
+                                    float(row["seconds"]), str(row["message"]), None if np.isnan(s) else s)
+                done[row["input"]] = result
+                if stats is not None:
+                    stats["actor_peak_rss_mb"] = max(stats.get("actor_peak_rss_mb", 0.0), float(row["peak_rss_mb"]))
+                if on_result is not None:
+                    on_result(result)
+        except Exception as err:  # an actor died (out of memory, say): report what did not finish
+            broke = f"the Ray pipeline stopped ({type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
     finally:
         if started_here:
             ray.shutdown()
-    missing = [j for j in jobs if str(j.input) not in done]
-    if missing:  # a lost row would be a bug: say so rather than report success
-        raise AedenoiseError(f"the Ray pipeline returned no result for {len(missing)} file(s), first {missing[0].input}")
-    return DenoiseSummary(tuple(done[str(j.input)] for j in jobs), time.perf_counter() - start)
+    results = []
+    for job, row in zip(jobs, rows):
+        result = done.get(row["input"])
+        if result is None:
+            result = FileResult(job.input, job.output, "failed", message=broke or "no result came back from Ray")
+            if on_result is not None:
+                on_result(result)
+        results.append(FileResult(job.input, job.output, result.status, result.seconds, result.message, result.sigma))
+    return DenoiseSummary(tuple(results), time.perf_counter() - start)

@@ -144,6 +144,8 @@ def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
     if args.engine == "ray":
         from aedenoise.bulk import run_jobs_on_ray
 
+        if args.device not in ("auto", "cpu"):
+            print("note: --engine ray runs on the cluster's CPUs; --device is not used", file=sys.stderr)
         summary = run_jobs_on_ray(jobs, model=None if args.model is None else str(args.model), sigma=sigma,
                                   tile=args.tile, bit_depth=args.bit_depth, overwrite=args.overwrite,
                                   backend=args.backend, address=args.ray_address, actors=args.ray_actors,

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from aedenoise.denoising.selection import load_denoiser
+    from aedenoise.denoising.selection import fixed_onnx_size, load_denoiser
     from aedenoise.errors import ConfigError
     from aedenoise.export import export_onnx
     from aedenoise.pretrained import list_pretrained, pretrained_weights
@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model in list_pretrained():
         weights = pretrained_weights(args.model)
         card = weights.card_path.read_text(encoding="utf-8") if weights.card_path.is_file() else None
-        if size is None and weights.task == "fashion-mnist" and model.arch.get("name") == "res_ae_global":
-            size = (28, 28)  # its global context depends on the image size: the size it was trained for
-            print(f"note: {args.model} is exported for 28x28 images (Fashion-MNIST), its graph depends on the size")
+        if size is None and fixed_onnx_size(args.model, model) is not None:
+            size = fixed_onnx_size(args.model, model)  # its graph depends on the image size: the size it was trained for
+            print(f"note: {args.model} is exported for {size[0]}x{size[1]} images, its graph depends on the size")
     name = source.name if source.is_file() else args.model
     path = export_onnx(model, out, name=name, card=card, size=size)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; checked against PyTorch)")

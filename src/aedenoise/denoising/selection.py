@@ -67,8 +67,24 @@ def load_denoiser(spec: str | os.PathLike[str], *, device: torch.device | str = 
             f"({', '.join(list_baselines()) or 'none available'})"
         )
     if backend == "onnxruntime":
-        return OnnxDenoiser(cached_onnx(model.cpu(), name=path.name if path.is_file() else text, card=card)).eval()
+        size = fixed_onnx_size(text if not path.is_file() else None, model)
+        return OnnxDenoiser(cached_onnx(model.cpu(), name=path.name if path.is_file() else text, card=card,
+                                        size=size)).eval()
     return model.to(device).eval()
+
+
+def fixed_onnx_size(shipped: str | None, model: Denoiser) -> tuple[int, int] | None:
+    """The one image size an ONNX export of ``model`` must have, or ``None`` (any size).
+
+    ``res_ae_global``'s global context depends on the image size: the shipped Fashion-MNIST
+    weights export for 28x28; a checkpoint of it cannot run on onnxruntime without a size.
+    """
+    if model.arch.get("name") != "res_ae_global":
+        return None
+    if shipped is not None and pretrained_weights(shipped).task == "fashion-mnist":
+        return (28, 28)
+    raise ConfigError("res_ae_global depends on the image size: export it with 'aedenoise export CKPT --onnx F "
+                      "--size H W' and pass F as the model, or use --backend torch")
 
 
 def default_model_for(channels: int) -> str:

@@ -15,6 +15,7 @@ onnx, onnxscript and onnxruntime are imported only here, when used.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aedenoise.atomic import atomic_path
-from aedenoise.errors import AedenoiseError, CheckpointError, ConfigError
+from aedenoise.errors import AedenoiseError, CheckpointError, ConfigError, DataError
 from aedenoise.models import Denoiser
 from aedenoise.paths import user_cache_dir
 from aedenoise.version import __version__
@@ -92,7 +93,7 @@ def export_onnx(model: Denoiser, path: str | os.PathLike[str], *, name: str, car
     _require("onnx", "onnxscript", "onnxruntime")
     if getattr(model, "any_channels", False) or not list(model.parameters()):
         raise ConfigError(f"{name}: only learned models export to ONNX (classical methods run numpy/scipy code)")
-    model = model.float().cpu().eval()
+    model = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays as it is
     graph = _WithSigma(model) if model.uses_sigma else _Blind(model)
     h, w = size or (64, 96)
     g = torch.Generator().manual_seed(0)
@@ -184,29 +185,38 @@ class OnnxDenoiser(Denoiser):
         self.in_channels, self.uses_sigma = int(meta["in_channels"]), bool(meta["uses_sigma"])
         self.size_multiple, self.receptive_field = int(meta["size_multiple"]), int(meta["receptive_field"])
         self.arch = dict(meta.get("model") or {})
+        self.fixed_size = tuple(meta["fixed_size"]) if meta.get("fixed_size") else None
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        if self.fixed_size is not None and tuple(y.shape[-2:]) != self.fixed_size:
+            h, w = self.fixed_size
+            raise DataError(f"{self.path.name} takes {h}x{w} images only (exported for one size), "
+                            f"not {y.shape[-2]}x{y.shape[-1]}")
         feed = {"y": y.detach().to("cpu", torch.float32).contiguous().numpy()}
         if self.uses_sigma:
             if sigma is None:
                 raise ConfigError(f"{self.path.name} needs the noise level: give --sigma (0-255) or --sigma auto")
-            s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1).expand(y.shape[0]).contiguous()
+            s = torch.as_tensor(sigma, dtype=torch.float32).detach().cpu().reshape(-1).expand(y.shape[0]).contiguous()
             feed["sigma"] = s.numpy()
         out = self.session.run(None, feed)[0]
         return torch.from_numpy(out).to(y.device)
 
 
-def cached_onnx(model: Denoiser, *, name: str, card: str | None = None) -> Path:
+def cached_onnx(model: Denoiser, *, name: str, card: str | None = None, size: tuple[int, int] | None = None) -> Path:
     """``model`` exported once into ``$XDG_CACHE_HOME/aedenoise/onnx`` (keyed by its weights), for ``--backend onnxruntime``."""
-    h = hashlib.sha256(json.dumps([model.arch, __version__, torch.__version__], sort_keys=True, default=str).encode())
+    import onnx
+    import onnxruntime
+
+    versions = [__version__, torch.__version__, onnx.__version__, onnxruntime.__version__]
+    h = hashlib.sha256(json.dumps([model.arch, versions, size], sort_keys=True, default=str).encode())
     for key, value in model.state_dict().items():
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     path = user_cache_dir("onnx") / f"{Path(name).stem}-{h.hexdigest()[:16]}.onnx"
     if not path.is_file():
-        export_onnx(model, path, name=name, card=card)
+        export_onnx(model, path, name=name, card=card, size=size)
     return path

@@ -20,6 +20,7 @@ temporary folder removed after each request; at most ``workers`` images are deno
 
 
 import asyncio
+import json
 import re
 import tempfile
 import threading
@@ -38,6 +39,8 @@ from aedenoise.pretrained import list_pretrained, pretrained_weights
 
 CONTENT_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/tiff": ".tif", "image/webp": ".webp",
                  "image/bmp": ".bmp"}
+SUFFIXES = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".tif": ".tif", ".tiff": ".tif", ".webp": ".webp",
+            ".bmp": ".bmp"}
 MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".tif": "image/tiff", ".webp": "image/webp", ".bmp": "image/bmp"}
 CLASSICAL = {"gaussian": "Gaussian filter: fast, blurs edges", "median": "median filter: for salt-and-pepper noise",
              "tv": "total variation (scikit-image): flat regions, keeps edges",
@@ -96,13 +99,16 @@ class _Server:
             return self.models[name]
 
     def warm(self) -> None:
-        """Load (and for onnxruntime, export once) the shipped defaults now, not on the first request."""
+        """Load every model offered now (onnxruntime: exported once), not on a request; ``auto`` shares them."""
+        for row in self.catalog:
+            if row["kind"] == "learned":
+                self.model(str(row["name"]))
         for channels in (1, 3):
             try:
                 spec = default_model_for(channels)
             except ConfigError:
                 continue  # none shipped for that kind of image
-            self.defaults[channels] = load_denoiser(spec, backend=self.settings.backend)
+            self.defaults[channels] = self.models.get(spec) or load_denoiser(spec, backend=self.settings.backend)
 
     def admit(self) -> bool:
         with self.lock:
@@ -133,6 +139,83 @@ def _sigma(text: str | None) -> float | str:
     return value / 255.0
 
 
+class _Gate:
+    """ASGI middleware in front of the upload routes: admission before the body is read, and a byte limit.
+
+    A request beyond ``workers + queue`` in flight gets 503 with ``Retry-After`` at once; a
+    body over the limit (by ``Content-Length``, or counted as it streams) gets 413 before it
+    is parsed, so no upload fills memory or the disk. The slot is given back when the work
+    for the request has finished (``scope["aedenoise.release"]``), not when the client leaves.
+    """
+
+    PATHS = ("/api/denoise", "/api/preview")
+    OVERHEAD = 64 * 1024  # multipart headers and form fields around the file
+
+    def __init__(self, app, server: _Server) -> None:
+        self.app, self.server = app, server
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") not in self.PATHS:
+            return await self.app(scope, receive, send)
+        limit = self.server.settings.max_upload_bytes + self.OVERHEAD
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await _reject(send, 413, f"upload larger than the limit of "
+                                            f"{self.server.settings.max_upload_bytes // (1024 * 1024)} MB")
+        if not self.server.admit():
+            return await _reject(send, 503, "busy: every worker and queue place is taken; retry shortly",
+                                 {"retry-after": str(self.server.settings.retry_after_s)})
+        released = threading.Event()
+
+        def release() -> None:  # once, by whoever finishes last: the handler or its worker thread
+            if not released.is_set():
+                released.set()
+                self.server.release()
+
+        scope["aedenoise.release"] = release
+        seen, too_large, answered = 0, False, False
+        too_large_detail = f"upload larger than the limit of {self.server.settings.max_upload_bytes // (1024 * 1024)} MB"
+
+        async def counted():
+            nonlocal seen, too_large
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                too_large = True
+                raise _TooLarge()  # the framework turns it into an error response, replaced below
+            return message
+
+        async def guarded(message):
+            nonlocal answered
+            if not too_large:
+                return await send(message)
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                await _reject(send, 413, too_large_detail)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except _TooLarge:
+            if not answered:
+                answered = True
+                await _reject(send, 413, too_large_detail)
+        finally:
+            if not scope.get("aedenoise.handed_over"):
+                release()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _reject(send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(settings: ServeSettings | None = None):  # -> fastapi.FastAPI
     """The FastAPI application (``uvicorn.run(create_app(), ...)``); ``aedenoise serve`` runs it."""
     from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -145,6 +228,7 @@ def create_app(settings: ServeSettings | None = None):  # -> fastapi.FastAPI
     app = FastAPI(title="aedenoise", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = server
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(_Gate, server=server)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, err: Exception):  # never a traceback to the client
@@ -165,10 +249,12 @@ def create_app(settings: ServeSettings | None = None):  # -> fastapi.FastAPI
 
     async def _read_upload(file: UploadFile) -> tuple[bytes, str]:
         kind = (file.content_type or "").split(";")[0].strip().lower()
-        suffix = CONTENT_TYPES.get(kind)
+        named = Path(file.filename or "").suffix.lower()
+        suffix = CONTENT_TYPES.get(kind) or (SUFFIXES.get(named) if kind in ("application/octet-stream", "") else None)
         if suffix is None:
             raise HTTPException(415, f"{_safe_stem(file.filename)}: content type {kind or 'none'!r} is not an image "
-                                     f"aedenoise reads ({', '.join(CONTENT_TYPES)})")
+                                     f"aedenoise reads ({', '.join(CONTENT_TYPES)}; or application/octet-stream with "
+                                     f"an image file name)")
         data = await file.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise HTTPException(413, f"{_safe_stem(file.filename)}: larger than the limit of "
@@ -177,60 +263,81 @@ def create_app(settings: ServeSettings | None = None):  # -> fastapi.FastAPI
             raise HTTPException(400, f"{_safe_stem(file.filename)}: empty upload")
         return data, suffix
 
-    def _client_error(err: AedenoiseError, tmp: Path, name: str) -> HTTPException:
-        message = str(err).replace(str(tmp), name)  # never show a server path
-        status = 413 if "exceeds the limit" in message else 422
-        return HTTPException(status, message)
+    async def _in_pool(request: Request, work, *args):
+        """``work(folder, *args)`` in a fresh temporary folder on a worker; the slot is freed when it ends."""
+        release = request.scope["aedenoise.release"]
+
+        def job():
+            try:
+                with tempfile.TemporaryDirectory(prefix="aedenoise-serve-") as folder:
+                    return work(Path(folder), *args)
+            finally:
+                release()
+
+        request.scope["aedenoise.handed_over"] = True
+        return await asyncio.wrap_future(server.pool.submit(job))
+
+    def _denoise_work(folder: Path, data: bytes, suffix: str, out_suffix: str, name: str, model: str,
+                      level: float | str):
+        src, dst = folder / f"upload{suffix}", folder / f"result{out_suffix}"
+        src.write_bytes(data)
+        den = server.model(model)
+        result = run_jobs([Job(src, dst)], model=den, sigma=level, backend=settings.backend,
+                          default_models=server.defaults, max_pixels=settings.max_pixels).results[0]
+        if result.status != "written":
+            return result, None, _scrub(result.message, folder, name)
+        return result, dst.read_bytes(), None
+
+    def _preview_work(folder: Path, data: bytes, suffix: str, name: str):
+        src, dst = folder / f"upload{suffix}", folder / "preview.png"
+        src.write_bytes(data)
+        try:
+            image = read_image(src, max_pixels=settings.max_pixels)
+            write_image(dst, image.data, alpha=image.alpha, bit_depth=8)
+        except AedenoiseError as err:
+            return None, _scrub(str(err), folder, name)
+        return dst.read_bytes(), None
 
     @app.post("/api/denoise")
-    async def denoise(file: UploadFile = File(...), model: str = Form("auto"), sigma: str | None = Form(None),
-                      format: str = Form("png")):
+    async def denoise(request: Request, file: UploadFile = File(...), model: str = Form("auto"),
+                      sigma: str | None = Form(None), format: str = Form("png")):
         data, suffix = await _read_upload(file)
         name = _safe_stem(file.filename)
+        if model not in server.names():
+            raise HTTPException(400, f"unknown model {model[:80]!r}; GET /api/models lists the choices: "
+                                     f"{', '.join(server.names())}")
         try:
             level = _sigma(sigma)
-            den = server.model(model)
         except ConfigError as err:
             raise HTTPException(400, str(err)) from None
         if format not in ("png", "input"):
             raise HTTPException(400, f"format {format!r}: use png or input")
         out_suffix = ".png" if format == "png" else suffix
-        if not server.admit():
-            raise HTTPException(503, "busy: every worker and queue place is taken; retry shortly",
-                                headers={"Retry-After": str(settings.retry_after_s)})
-        try:
-            with tempfile.TemporaryDirectory(prefix="aedenoise-serve-") as folder:
-                src, dst = Path(folder) / f"upload{suffix}", Path(folder) / f"result{out_suffix}"
-                src.write_bytes(data)
-                job = Job(src, dst)
-                summary = await asyncio.get_running_loop().run_in_executor(server.pool, lambda: run_jobs(
-                    [job], model=den, sigma=level, backend=settings.backend, default_models=server.defaults,
-                    max_pixels=settings.max_pixels))
-                result = summary.results[0]
-                if result.status != "written":
-                    raise _client_error(AedenoiseError(result.message), src, f"{name}{suffix}")
-                body = dst.read_bytes()
-        finally:
-            server.release()
+        result, body, problem = await _in_pool(request, _denoise_work, data, suffix, out_suffix, f"{name}{suffix}",
+                                               model, level)
+        if problem is not None:
+            raise HTTPException(413 if "exceeds the limit" in problem else 422, problem)
         headers = {"Content-Disposition": f'attachment; filename="{name}.denoised{out_suffix}"'}
         if result.sigma is not None:
             headers["X-Aedenoise-Sigma"] = f"{result.sigma * 255:.2f}"
         return Response(body, media_type=MEDIA[out_suffix], headers=headers)
 
     @app.post("/api/preview")
-    async def preview(file: UploadFile = File(...)):
+    async def preview(request: Request, file: UploadFile = File(...)):
         data, suffix = await _read_upload(file)
-        with tempfile.TemporaryDirectory(prefix="aedenoise-serve-") as folder:
-            src, dst = Path(folder) / f"upload{suffix}", Path(folder) / "preview.png"
-            src.write_bytes(data)
-            try:
-                image = read_image(src, max_pixels=settings.max_pixels)
-                write_image(dst, image.data, alpha=image.alpha, bit_depth=8)
-            except AedenoiseError as err:
-                raise _client_error(err, src, f"{_safe_stem(file.filename)}{suffix}") from None
-            return Response(dst.read_bytes(), media_type="image/png")
+        body, problem = await _in_pool(request, _preview_work, data, suffix, f"{_safe_stem(file.filename)}{suffix}")
+        if problem is not None:
+            raise HTTPException(413 if "exceeds the limit" in problem else 422, problem)
+        return Response(body, media_type="image/png")
 
     return app
+
+
+def _scrub(message: str, folder: Path, name: str) -> str:
+    """``message`` with the server's temporary paths replaced by the upload's name (no path leaves the server)."""
+    message = re.sub(re.escape(str(folder)) + r"/upload\.\w+", name, message)
+    message = message.replace(str(folder), "<upload>")
+    return re.sub(r"; if the file is trusted, raise it with \S+ or max_pixels=", "", message)
 
 
 def default_backend() -> Backend:

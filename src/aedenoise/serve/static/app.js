@@ -3,7 +3,8 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const SHOWABLE = ["image/png", "image/jpeg", "image/webp", "image/bmp"];  // what a browser draws itself
-let chosen = null, resultUrl = null, beforeUrl = null;
+let chosen = null;
+let urls = [];  // object URLs on show: revoked when the next result replaces them
 
 function showError(message) { $("error").textContent = message; $("error").hidden = !message; }
 
@@ -45,8 +46,9 @@ async function previewOf(blob, name) {  // an 8-bit PNG the browser can draw (TI
 function denoise() {
   if (!chosen) return;
   showError("");
+  const input = chosen;  // the file sent, even if another is picked while this one is worked on
   const form = new FormData();
-  form.append("file", chosen, chosen.name);
+  form.append("file", input, input.name);
   form.append("model", $("model").value);
   form.append("sigma", $("auto").checked ? "auto" : $("strength").value);
   form.append("format", $("format").value);
@@ -68,7 +70,7 @@ function denoise() {
         const retry = xhr.getResponseHeader("Retry-After");
         throw new Error(message + (retry ? " (retry in " + retry + " s)" : ""));
       }
-      await show(xhr.response, xhr.getResponseHeader("Content-Disposition"), xhr.getResponseHeader("X-Aedenoise-Sigma"));
+      await show(input, xhr.response, xhr.getResponseHeader("Content-Disposition"), xhr.getResponseHeader("X-Aedenoise-Sigma"));
     } catch (err) {
       showError(err.message);
     } finally {
@@ -80,14 +82,16 @@ function denoise() {
 
 function finish() { $("go").disabled = !chosen; $("progress").hidden = true; }
 
-async function show(blob, disposition, sigma) {
+async function show(input, blob, disposition, sigma) {
   const name = (/filename="([^"]+)"/.exec(disposition || "") || [null, "denoised.png"])[1];
-  for (const url of [resultUrl, beforeUrl]) if (url) URL.revokeObjectURL(url);
-  resultUrl = URL.createObjectURL(blob);
-  beforeUrl = await previewOf(chosen, chosen.name);
-  $("before").src = beforeUrl;
-  $("after").src = await previewOf(blob, name);
-  $("download").href = resultUrl;
+  const before = await previewOf(input, input.name);  // both previews first: a failure keeps the last result
+  const after = await previewOf(blob, name);
+  const result = URL.createObjectURL(blob);
+  for (const url of urls) URL.revokeObjectURL(url);
+  urls = [before, after, result];
+  $("before").src = before;
+  $("after").src = after;
+  $("download").href = result;
   $("download").download = name;
   $("info").textContent = name + (sigma ? " | strength used: " + sigma + " (0-255)" : "");
   $("viewer").hidden = false;
