@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aedenoise.errors import ConfigError
-from aedenoise.noise import GaussianNoise, NoiseModel, PoissonNoise, SaltPepperNoise, SpeckleNoise
+from aedenoise.noise import CameraNoise, GaussianNoise, NoiseModel, PoissonNoise, SaltPepperNoise, SpeckleNoise
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,12 +31,15 @@ class _Strict(BaseModel):
 class NoiseConfig(_Strict):
     """One noise model. ``kind`` picks which of the other fields apply."""
 
-    kind: Literal["gaussian", "poisson", "salt_pepper", "speckle"] = "gaussian"
+    kind: Literal["gaussian", "poisson", "salt_pepper", "speckle", "camera"] = "gaussian"
     sigma: float = Field(0.1, ge=0, le=1, description="Gaussian/speckle std on [0, 1]")
     sigma_max: float | None = Field(None, ge=0, le=1, description="if set, sigma ~ U[sigma, sigma_max] per image")
     clip: bool = False
     peak: float = Field(30.0, gt=0, description="Poisson peak")
     amount: float = Field(0.05, ge=0, le=1, description="salt-and-pepper fraction")
+    shot_min: float = Field(1e-4, gt=0, le=1, description="camera: smallest shot-noise gain (linear raw scale)")
+    shot_max: float = Field(0.012, gt=0, le=1, description="camera: largest shot-noise gain (log-uniform between)")
+    jpeg: tuple[int, int] | None = Field((70, 95), description="camera: JPEG quality range, or none")
 
     def build(self) -> NoiseModel:
         if self.kind == "gaussian":
@@ -45,6 +48,8 @@ class NoiseConfig(_Strict):
             return PoissonNoise(self.peak)
         if self.kind == "salt_pepper":
             return SaltPepperNoise(self.amount)
+        if self.kind == "camera":
+            return CameraNoise(self.shot_min, self.shot_max, jpeg=self.jpeg)
         return SpeckleNoise(self.sigma, clip=self.clip)
 
 
