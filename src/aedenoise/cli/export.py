@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from aedenoise.denoising.selection import fixed_onnx_size, load_denoiser
     from aedenoise.errors import ConfigError
     from aedenoise.export import export_onnx
-    from aedenoise.pretrained import list_pretrained, pretrained_weights
+    from aedenoise.pretrained import list_pretrained, model_card
 
     out = Path(args.onnx)
     if out.suffix.lower() != ".onnx":
@@ -38,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
     model = load_denoiser(args.model, device="cpu")
     card, size = None, tuple(args.size) if args.size else None
     if args.model in list_pretrained():
-        weights = pretrained_weights(args.model)
-        card = weights.card_path.read_text(encoding="utf-8") if weights.card_path.is_file() else None
-        if size is None and fixed_onnx_size(args.model, model) is not None:
-            size = fixed_onnx_size(args.model, model)  # its graph depends on the image size: the size it was trained for
-            print(f"note: {args.model} is exported for {size[0]}x{size[1]} images, its graph depends on the size")
+        card = model_card(args.model)
+        if size is None:
+            size = fixed_onnx_size(args.model, model)  # the size it was trained for, where the graph depends on it
+            if size is not None:
+                print(f"note: {args.model} is exported for {size[0]}x{size[1]} images, its graph depends on the size")
     name = source.name if source.is_file() else args.model
     path = export_onnx(model, out, name=name, card=card, size=size)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; checked against PyTorch)")

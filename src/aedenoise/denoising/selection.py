@@ -23,7 +23,7 @@ from aedenoise.denoising.tiling import model_label
 from aedenoise.errors import ConfigError
 from aedenoise.export import OnnxDenoiser, cached_onnx
 from aedenoise.models import Denoiser, list_models, load_checkpoint
-from aedenoise.pretrained import default_pretrained, list_pretrained, load_pretrained, pretrained_weights
+from aedenoise.pretrained import default_pretrained, list_pretrained, load_pretrained, model_card, pretrained_weights
 
 Backend = Literal["torch", "onnxruntime"]
 
@@ -52,8 +52,7 @@ def load_denoiser(spec: str | os.PathLike[str], *, device: torch.device | str = 
         card = None
     elif text in list_pretrained():
         model = load_pretrained(text, device=device)
-        card_path = pretrained_weights(text).card_path
-        card = card_path.read_text(encoding="utf-8") if card_path.is_file() else None
+        card = model_card(text)
     elif text in list_baselines():
         if backend == "onnxruntime":
             raise ConfigError(f"{text} is a classical method: it runs in numpy/scipy, not onnxruntime; use --backend torch")

@@ -176,20 +176,27 @@ class OnnxDenoiser(Denoiser):
 
     def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None) -> None:
         super().__init__()
-        _require("onnxruntime", "onnx")
+        _require("onnxruntime")
         import onnxruntime as ort
 
-        meta = read_onnx_metadata(path)
         self.path = Path(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 4  # failures come back as exceptions
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:
+            raise CheckpointError(f"{path}: not a readable ONNX file ({str(err).splitlines()[0][:200]})") from None
+        props = self.session.get_modelmeta().custom_metadata_map  # the file read once, by onnxruntime
+        if META_KEY not in props:
+            raise CheckpointError(f"{path}: an ONNX file without aedenoise metadata; export it with 'aedenoise export'")
+        meta = json.loads(props[META_KEY])
         self.metadata = meta
         self.in_channels, self.uses_sigma = int(meta["in_channels"]), bool(meta["uses_sigma"])
         self.size_multiple, self.receptive_field = int(meta["size_multiple"]), int(meta["receptive_field"])
         self.arch = dict(meta.get("model") or {})
         self.fixed_size = tuple(meta["fixed_size"]) if meta.get("fixed_size") else None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         if self.fixed_size is not None and tuple(y.shape[-2:]) != self.fixed_size:

@@ -68,6 +68,12 @@ def pretrained_weights(name: str) -> PretrainedWeights:
     return weights
 
 
+def model_card(name: str) -> str | None:
+    """The model card (Markdown) of shipped weights ``name``, or ``None`` if its file is missing."""
+    path = pretrained_weights(name).card_path
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
 def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> Denoiser:
     """Build the model of shipped weights ``name`` and load them (eval mode)."""
     model = load_checkpoint(pretrained_weights(name).path, map_location=device).model

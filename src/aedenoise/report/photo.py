@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from aedenoise.atomic import write_text
-from aedenoise.benchmark.protocol import noisy_image, quantize_8bit
+from aedenoise.benchmark import noisy_image, quantize_8bit
 from aedenoise.denoising import default_model_for, denoise_image, load_denoiser, resolve_sigma
 from aedenoise.errors import ConfigError
 from aedenoise.io import read_image, write_image
@@ -82,7 +82,7 @@ def photo_demo(out_dir: str | Path, *, image: str | Path | None = None, sigma: f
     model = load_denoiser(spec, device=device)
     estimated = resolve_sigma(model, y, "auto")  # what "auto" finds, reported beside the true level
     t0 = time.perf_counter()
-    x_hat = quantize_8bit(denoise_image(model, y, sigma="auto", device=device))
+    x_hat = quantize_8bit(denoise_image(model, y, sigma=estimated, device=device))  # that level, not estimated twice
     seconds = time.perf_counter() - t0
     files = {"clean.png": x, "noisy.png": y, "denoised.png": x_hat}
     for name, img in files.items():
