@@ -9,6 +9,8 @@ real weights are installed.
 * ``toy-fmnist``: conv_ae, 1 channel, task fashion-mnist, no default.
 
 ``gray_default=False`` / ``color_default=False`` leave that default out (the weights stay listed).
+``camera=True`` adds ``toy-camera``: a blind unet (no noise map), 3 channels, the color default
+for camera noise (real photos).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from aedenoise.pretrained import PretrainedWeights
 
 
 def install(
-    monkeypatch: pytest.MonkeyPatch, folder: Path, *, gray_default: bool = True, color_default: bool = True
+    monkeypatch: pytest.MonkeyPatch, folder: Path, *, gray_default: bool = True, color_default: bool = True,
+    camera: bool = False,
 ) -> dict[str, PretrainedWeights]:
     """Write the three toy weights (with model cards) into ``folder`` and make them the shipped index."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -34,6 +37,8 @@ def install(
         "toy-color": (create_model("unet", in_channels=3, widths=(4, 8), blocks=1), 0.05, "photo", color_default),
         "toy-fmnist": (create_model("conv_ae"), 0.2, "fashion-mnist", False),
     }
+    if camera:
+        specs["toy-camera"] = (create_model("unet", in_channels=3, widths=(4, 8), blocks=1, noise_map=False), 0.05, "photo", True)
     index = {}
     g = torch.Generator().manual_seed(100)
     for name, (model, std, task, default) in specs.items():
@@ -45,6 +50,7 @@ def install(
         index[name] = PretrainedWeights(
             name=name, file=f"{name}.safetensors", card=f"{name}.md", channels=int(model.in_channels), task=task,
             default_for_photos=default, description=f"toy {task} model ({model.arch['name']})",
+            noise="camera" if name == "toy-camera" else "gaussian",
         )
     monkeypatch.setattr(pretrained, "_folder", lambda: folder)
     monkeypatch.setattr(pretrained, "_index", lambda: index)

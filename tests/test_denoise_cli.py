@@ -160,7 +160,7 @@ def test_usage_errors(photos: Path, tmp_path: Path, gray_ckpt: Path, monkeypatch
     assert "--sigma" in capsys.readouterr().err
     assert _run(photos / "good.png", "-o", tmp_path / "u", "--model", unet, "--sigma", "25") == 0
 
-    def no_default(channels: int) -> str:
+    def no_default(channels: int, *, noise: str = "gaussian") -> str:
         raise ConfigError("nothing shipped")
 
     monkeypatch.setattr("aedenoise.denoising.selection.default_model_for", no_default)
@@ -258,3 +258,38 @@ def test_shipped_weights_name_as_model(tmp_path: Path, monkeypatch) -> None:
     assert _run(tmp_path / "a.png", "-o", tmp_path / "b.png", "--model", "toy-fmnist") == 0
     expected = denoise_image(load_pretrained("toy-fmnist"), read_image(tmp_path / "a.png").data, sigma=None)
     assert (read_image(tmp_path / "b.png").data - expected).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_photos_get_the_camera_default_and_a_given_level_the_gaussian_one(tmp_path: Path, monkeypatch, capsys) -> None:
+    from aedenoise.denoising import default_model_for, run_jobs
+    from aedenoise.denoising.files import Job
+    from aedenoise.pretrained import load_pretrained
+
+    from fake_pretrained import install
+
+    install(monkeypatch, tmp_path / "weights", camera=True)
+    assert default_model_for(3, noise="camera") == "toy-camera"
+    assert default_model_for(3, noise="gaussian") == default_model_for(3) == "toy-color"
+    assert default_model_for(1, noise="camera") == "toy-gray"  # no gray camera model: the gray default
+    with pytest.raises(ConfigError, match="noise kind"):
+        default_model_for(3, noise="poisson")
+    write_image(tmp_path / "photo.png", _image(3, 24, 32, 21))
+    y = read_image(tmp_path / "photo.png").data
+
+    def output(*options: str) -> torch.Tensor:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.png"
+        assert _run(tmp_path / "photo.png", "-o", out, *options) == 0
+        return read_image(out).data
+
+    camera = denoise_image(load_pretrained("toy-camera"), y, sigma=None)
+    gaussian = denoise_image(load_pretrained("toy-color"), y, sigma=25 / 255)
+    assert (camera - gaussian).abs().max() > 0.05
+    for options, expected in (((), camera), (("--sigma", "auto"), camera), (("--sigma", "25"), gaussian),
+                              (("--noise", "gaussian", "--sigma", "25"), gaussian), (("--noise", "camera", "--sigma", "25"), camera)):
+        assert (output(*options) - expected).abs().max() <= 0.5 / 255 + 1e-6, options
+    assert _run(tmp_path / "photo.png", "-o", tmp_path / "x.png", "--model", "toy-color", "--noise", "camera") == 2
+    assert "--noise" in capsys.readouterr().err
+    cache: dict = {}
+    run_jobs([Job(tmp_path / "photo.png", tmp_path / "j1.png")], sigma="auto", default_models=cache)
+    run_jobs([Job(tmp_path / "photo.png", tmp_path / "j2.png")], sigma=0.1, default_models=cache)
+    assert sorted(cache) == [(3, "camera"), (3, "gaussian")]

@@ -173,7 +173,7 @@ def test_unet_trains_on_an_image_folder(tmp_path: Path) -> None:
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history[0]["epoch"] == 1
     ckpt = load_checkpoint(tmp_path / "run" / "model.safetensors")
-    assert ckpt.model.arch == {"name": "unet", "args": {"in_channels": 1, "widths": [4, 8], "blocks": 1, "bias": False}}
+    assert ckpt.model.arch == {"name": "unet", "args": {"in_channels": 1, "widths": [4, 8], "blocks": 1, "bias": False, "noise_map": True}}
     y = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
         a, b = ckpt.model.eval()(y, 0.1), result.model.eval()(y, 0.1)

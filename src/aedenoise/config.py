@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aedenoise.errors import ConfigError
-from aedenoise.noise import CameraNoise, GaussianNoise, NoiseModel, PoissonNoise, SaltPepperNoise, SpeckleNoise
+from aedenoise.noise import CameraNoise, GaussianNoise, MixtureNoise, NoiseModel, PoissonNoise, SaltPepperNoise, SpeckleNoise
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,9 +29,13 @@ class _Strict(BaseModel):
 
 
 class NoiseConfig(_Strict):
-    """One noise model. ``kind`` picks which of the other fields apply."""
+    """One noise model. ``kind`` picks which of the other fields apply.
 
-    kind: Literal["gaussian", "poisson", "salt_pepper", "speckle", "camera"] = "gaussian"
+    ``kind = "mixture"``: each image gets one of ``components`` (noise tables of their own),
+    chosen with probabilities ``weights`` (default: equal).
+    """
+
+    kind: Literal["gaussian", "poisson", "salt_pepper", "speckle", "camera", "mixture"] = "gaussian"
     sigma: float = Field(0.1, ge=0, le=1, description="Gaussian/speckle std on [0, 1]")
     sigma_max: float | None = Field(None, ge=0, le=1, description="if set, sigma ~ U[sigma, sigma_max] per image")
     clip: bool = False
@@ -40,6 +44,20 @@ class NoiseConfig(_Strict):
     shot_min: float = Field(1e-4, gt=0, le=1, description="camera: smallest shot-noise gain (linear raw scale)")
     shot_max: float = Field(0.012, gt=0, le=1, description="camera: largest shot-noise gain (log-uniform between)")
     jpeg: tuple[int, int] | None = Field((70, 95), description="camera: JPEG quality range, or none")
+    smooth_max: float = Field(0.0, ge=0, le=8, description="camera: in-camera noise reduction, noise blurred by up to this many pixels (std)")
+    components: tuple["NoiseConfig", ...] = Field((), description="mixture: the noise models, one per image")
+    weights: tuple[float, ...] | None = Field(None, description="mixture: their probabilities (normalised; default equal)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "NoiseConfig":
+        if self.kind == "mixture":
+            if not self.components:
+                raise ValueError("noise.components is required for kind = 'mixture'")
+            if self.weights is not None and len(self.weights) != len(self.components):
+                raise ValueError(f"noise.weights has {len(self.weights)} values for {len(self.components)} components")
+        elif self.components or self.weights is not None:
+            raise ValueError(f"noise.components and noise.weights apply to kind = 'mixture' only (kind is {self.kind!r})")
+        return self
 
     def build(self) -> NoiseModel:
         if self.kind == "gaussian":
@@ -49,7 +67,9 @@ class NoiseConfig(_Strict):
         if self.kind == "salt_pepper":
             return SaltPepperNoise(self.amount)
         if self.kind == "camera":
-            return CameraNoise(self.shot_min, self.shot_max, jpeg=self.jpeg)
+            return CameraNoise(self.shot_min, self.shot_max, jpeg=self.jpeg, smooth_max=self.smooth_max)
+        if self.kind == "mixture":
+            return MixtureNoise(tuple(c.build() for c in self.components), weights=self.weights)
         return SpeckleNoise(self.sigma, clip=self.clip)
 
 
@@ -68,6 +88,8 @@ class DataConfig(_Strict):
     patch_size: int = Field(64, ge=8)
     patches_per_epoch: int = Field(6400, ge=1)
     val_count: int = Field(5000, ge=1, description="images (FMNIST) or patches held out for validation")
+    scales: tuple[float, ...] = Field((1.0,), description="image_folder: each training image is also used resized by these factors (finer structure per pixel below 1)")
+    color_jitter: bool = Field(False, description="image_folder, RGB: random channel order and saturation x U[0.5, 1.6] per patch")
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -75,6 +97,10 @@ class DataConfig(_Strict):
             raise ValueError("data.train_dirs is required for kind = 'image_folder'")
         if self.channels not in (1, 3):
             raise ValueError("data.channels must be 1 or 3")
+        if not self.scales or any(not 0.1 <= f <= 1 for f in self.scales):
+            raise ValueError(f"data.scales must be factors in [0.1, 1] (got {list(self.scales)})")
+        if self.color_jitter and (self.kind != "image_folder" or self.channels != 3):
+            raise ValueError("data.color_jitter applies to RGB image folders only (kind = 'image_folder', channels = 3)")
         return self
 
 

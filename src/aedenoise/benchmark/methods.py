@@ -2,10 +2,10 @@
 
 * :func:`resolve_method`: a classical name, a checkpoint file, shipped weights, or
   ``auto`` (:class:`AutoMethod`: the shipped photo default for each dataset's channel
-  count, the model ``aedenoise denoise`` picks without ``--model``).
+  count and kind of noise, the model ``aedenoise denoise`` picks without ``--model``).
 * :func:`method_key`: a method's identity in the resume cache (name + weights hash).
 * :func:`method_for_dataset`: the concrete :class:`Method` to run on a dataset with a
-  given channel count, or why none can run there.
+  given channel count and kind of noise, or why none can run there.
 
 :mod:`aedenoise.benchmark.protocol` runs the protocol.
 """
@@ -45,25 +45,32 @@ class Method:
 
 @dataclass(frozen=True)
 class AutoMethod:
-    """The method ``auto``: on each dataset the shipped photo default for its channel count.
+    """The method ``auto``: on each dataset the shipped photo default for its channels and noise.
 
     The same choice as ``aedenoise denoise`` without ``--model``
     (:func:`aedenoise.denoising.selection.default_model_for`): a gray dataset gets the gray
-    default, a color dataset the color default, each loaded on first use. Its rows are
+    default, a color dataset the color default; a paired real-noise dataset the default
+    for real photos (``noise="camera"``), a synthetic one the Gaussian default
+    (``noise="gaussian"``). Each is loaded on first use, once per weights. Its rows are
     named ``auto`` and carry the chosen weights' name in ``weights``.
     """
 
     device: torch.device | str = "cpu"
     name: str = AUTO
-    _loaded: dict[int, Method] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _loaded: dict[tuple[int, str], Method] = field(default_factory=dict, init=False, compare=False, repr=False)
 
-    def for_channels(self, channels: int) -> Method:
-        """The :class:`Method` for ``channels``-channel (1 or 3) images; :class:`ConfigError` if none is shipped."""
-        if channels not in self._loaded:
-            weights = selection.default_model_for(channels)  # looked up here: the one hook for defaults
-            denoiser = selection.load_denoiser(weights, device=self.device)
-            self._loaded[channels] = Method(self.name, denoiser, method_key(self.name, denoiser), weights=weights)
-        return self._loaded[channels]
+    def for_channels(self, channels: int, *, noise: str = "gaussian") -> Method:
+        """The :class:`Method` for ``channels``-channel (1 or 3) images with ``noise`` ("gaussian" or
+        "camera"); :class:`ConfigError` if none is shipped."""
+        if (channels, noise) not in self._loaded:
+            # looked up here: the one hook for defaults
+            weights = selection.default_model_for(channels, noise=noise)
+            same = next((m for m in self._loaded.values() if m.weights == weights), None)
+            if same is None:
+                denoiser = selection.load_denoiser(weights, device=self.device)
+                same = Method(self.name, denoiser, method_key(self.name, denoiser), weights=weights)
+            self._loaded[(channels, noise)] = same
+        return self._loaded[(channels, noise)]
 
 
 def method_key(name: str, denoiser: Denoiser) -> str:
@@ -100,15 +107,18 @@ def accepts_channels(denoiser: Denoiser, channels: int) -> bool:
     return want is None or want == channels
 
 
-def method_for_dataset(method: Method | AutoMethod, dataset: str, channels: int) -> tuple[Method | None, str | None]:
+def method_for_dataset(
+    method: Method | AutoMethod, dataset: str, channels: int, *, noise: str = "gaussian"
+) -> tuple[Method | None, str | None]:
     """``(the Method to run, None)`` on a dataset of ``channels``-channel images, or ``(..., why it cannot run)``.
 
-    :class:`AutoMethod` is resolved to the default for ``channels``; a method that does
-    not take ``channels`` as they are (:func:`accepts_channels`) cannot run.
+    :class:`AutoMethod` is resolved to the default for ``channels`` and ``noise``
+    ("gaussian" for synthetic noise, "camera" for a paired real-noise dataset); a method
+    that does not take ``channels`` as they are (:func:`accepts_channels`) cannot run.
     """
     if isinstance(method, AutoMethod):
         try:
-            method = method.for_channels(channels)
+            method = method.for_channels(channels, noise=noise)
         except ConfigError:
             kind = _KIND.get(channels, f"{channels}-channel")
             return None, (f"method {AUTO!r}: no default {kind} photo denoiser is installed for {kind} dataset "

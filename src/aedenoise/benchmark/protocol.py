@@ -15,13 +15,20 @@ standard DnCNN/KAIR one:
 * time: wall-clock seconds of the method call per image, summed and divided by
   the total megapixels (``seconds_per_megapixel``), with the thread count recorded.
 
+On a paired real-noise dataset (:mod:`aedenoise.benchmark.datasets`) no noise is added:
+the method gets the real noisy photo and, for each level of ``paired_sigmas``, either
+that level (0-255, divided by 255) or, for ``"auto"``, the estimate
+:func:`aedenoise.denoising.image.resolve_sigma` makes for ``aedenoise denoise --sigma auto``
+(``None`` for models that ignore sigma); the noisy photo itself is scored as the
+method ``"noisy"``. Rows carry ``sigma = "real"`` and ``sigma_given``.
+
 Per-image results are cached as CSV files under ``cache_dir`` (rewritten
 atomically after every image), so an interrupted run continues where it stopped
 (:mod:`aedenoise.benchmark.cache`).
 
 A method is a classical name, a checkpoint file, shipped weights, or ``auto``: the
-shipped photo default for each dataset's channel count, the model ``aedenoise denoise``
-picks without ``--model`` (:mod:`aedenoise.benchmark.methods`).
+shipped photo default for each dataset's channel count and kind of noise, the model
+``aedenoise denoise`` picks without ``--model`` (:mod:`aedenoise.benchmark.methods`).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -37,89 +44,19 @@ import torch
 from torch import Tensor
 
 from aedenoise.atomic import write_text
-from aedenoise.benchmark.cache import ImageResult, cache_name, example_path, read_cache, rows_to_csv, save_example
+from aedenoise.benchmark.cache import ImageResult, Level, cache_name, example_path, read_cache, rows_to_csv, save_example
+from aedenoise.benchmark.datasets import NOISY, REAL, Dataset, Sample, load_samples
 from aedenoise.benchmark.methods import AutoMethod, Method, method_for_dataset
-from aedenoise.denoising import denoise_tiled, denoise_whole
-from aedenoise.errors import AedenoiseError, ConfigError, DataError
-from aedenoise.io import is_image_path, read_image
+from aedenoise.benchmark.results import BenchmarkResult
+from aedenoise.denoising import denoise_tiled, denoise_whole, resolve_sigma
+from aedenoise.errors import ConfigError
 from aedenoise.metrics import SSIM_VARIANT, psnr, ssim
 from aedenoise.models import Denoiser
 
+AUTO_SIGMA = "auto"
+"""A level given on paired datasets: estimated per image, as ``aedenoise denoise --sigma auto`` does."""
+
 DEFAULT_SIGMAS: tuple[float, ...] = (15.0, 25.0, 50.0)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """An image folder: ``name`` is the folder name, ``paths`` its image files in sorted order."""
-
-    name: str
-    root: Path
-    paths: tuple[Path, ...]
-
-
-@dataclass(frozen=True)
-class Skipped:
-    dataset: str
-    image: str
-    error: str
-
-
-@dataclass
-class BenchmarkResult:
-    """Everything a run produced: per-image rows, skipped files and the protocol settings."""
-
-    rows: list[ImageResult]
-    skipped: list[Skipped]
-    protocol: dict[str, object]
-    methods: list[str] = field(default_factory=list)
-    datasets: list[str] = field(default_factory=list)
-    sigmas: list[float] = field(default_factory=list)
-
-    def records(self) -> list[dict[str, object]]:
-        """One record per method x dataset x sigma: means over images and seconds per megapixel."""
-        out = []
-        for m in self.methods:
-            for d in self.datasets:
-                for s in self.sigmas:
-                    rows = [r for r in self.rows if r.method == m and r.dataset == d and r.sigma == s]
-                    if rows:
-                        out.append({"method": m, "weights": rows[0].weights, "dataset": d, "sigma": s,
-                                    **_summary(rows)})
-        return out
-
-    def timing(self) -> list[dict[str, object]]:
-        """Seconds per megapixel of each method over all its images (every dataset and sigma).
-
-        One entry per method and weights: ``auto`` has one per default it used.
-        ``n_images`` counts image x sigma calls.
-        """
-        out = []
-        for m in self.methods:
-            for w in dict.fromkeys(r.weights for r in self.rows if r.method == m):
-                rows = [r for r in self.rows if r.method == m and r.weights == w]
-                summary = _summary(rows)
-                out.append({"method": m, "weights": w, "seconds_per_megapixel": summary["seconds_per_megapixel"],
-                            "seconds": summary["seconds"], "megapixels": summary["megapixels"],
-                            "n_images": summary["n_images"],
-                            "threads": self.protocol["threads"], "device": self.protocol["device"]})
-        return out
-
-    def to_json(self) -> dict[str, object]:
-        return {"results": self.records(), "timing": self.timing(), "protocol": self.protocol,
-                "skipped": [asdict(s) for s in self.skipped]}
-
-
-def _summary(rows: Sequence[ImageResult]) -> dict[str, object]:
-    seconds = sum(r.seconds for r in rows)
-    megapixels = sum(r.megapixels for r in rows)
-    return {
-        "psnr": sum(r.psnr for r in rows) / len(rows),
-        "ssim": sum(r.ssim for r in rows) / len(rows),
-        "seconds_per_megapixel": seconds / megapixels,
-        "n_images": len(rows),
-        "seconds": seconds,
-        "megapixels": megapixels,
-    }
 
 
 # --------------------------------------------------------------------------- protocol pieces
@@ -160,18 +97,9 @@ def quantize_8bit(x: Tensor) -> Tensor:
     return torch.round(x.float().clamp(0, 1) * 255) / 255
 
 
-def open_dataset(folder: str | Path, *, limit: int | None = None) -> Dataset:
-    """The image files of ``folder`` (sorted by name; non-image files ignored), the first ``limit``."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder; --data takes a folder of images")
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be at least 1 (got {limit})")
-    paths = sorted((p for p in root.iterdir() if p.is_file() and is_image_path(p)), key=lambda p: p.name)
-    if not paths:
-        raise DataError(f"{root}: no image files in this folder")
-    name = root.resolve().name
-    return Dataset(name=name, root=root, paths=tuple(paths[:limit] if limit else paths))
+def check_paired_sigma(sigma: Level) -> Level:
+    """A level to give methods on paired datasets: ``"auto"`` or a 0-255 level (:func:`check_sigma`)."""
+    return AUTO_SIGMA if sigma == AUTO_SIGMA else check_sigma(sigma)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- running
@@ -182,6 +110,7 @@ def run_benchmark(
     datasets: Sequence[Dataset],
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
     *,
+    paired_sigmas: Sequence[Level] = (AUTO_SIGMA,),
     seed: int = 0,
     clip: bool = False,
     device: torch.device | str = "cpu",
@@ -192,41 +121,61 @@ def run_benchmark(
     warn: Callable[[str], None] | None = None,
     mismatch: Literal["error", "skip"] = "error",
 ) -> BenchmarkResult:
-    """Score every method on every dataset at every sigma (0-255 scale) under the protocol.
+    """Score every method on every dataset at every noise level under the protocol.
 
-    ``cache_dir``: per-(method, dataset, sigma) CSV files; rows found there are reused
-    (resume). ``examples_dir``: the 8-bit output of each dataset's first image is saved
-    there as PNG for the figures. ``progress(row, cached)`` is called per image,
-    ``warn(message)`` for every skipped image. A gray method on a color dataset (or the
-    reverse), or ``auto`` on a dataset whose channel count has no shipped default, is
-    an error raised before any work starts, or with ``mismatch="skip"`` a pair left out
-    (with a ``warn``).
+    Clean folders: noise of each level of ``sigmas`` (0-255) is added. Paired datasets
+    (``Dataset.paired``): the real noisy images as they are, the methods told each level
+    of ``paired_sigmas`` (``"auto"``: estimated per image; or 0-255), plus the row
+    ``"noisy"`` (the noisy input, time 0). ``cache_dir``: per-(method, dataset, level)
+    CSV files; rows found there are reused (resume). ``examples_dir``: the 8-bit output
+    of each dataset's first image is saved there as PNG for the figures.
+    ``progress(row, cached)`` is called per image, ``warn(message)`` for every file left
+    out. A gray method on a color dataset (or the reverse), or ``auto`` on a dataset
+    whose channel count has no shipped default, is an error raised before any work
+    starts, or with ``mismatch="skip"`` a pair left out (with a ``warn``).
     """
+    any_paired, any_clean = any(d.paired for d in datasets), any(not d.paired for d in datasets)
     sigmas = [check_sigma(s) for s in sigmas]
+    paired_sigmas = list(dict.fromkeys(check_paired_sigma(s) for s in paired_sigmas))
+    if any_clean and not sigmas:
+        raise ConfigError("no noise level for the clean-image folders: give --sigma with a 0-255 number")
+    if any_paired and not paired_sigmas:
+        raise ConfigError("no level to give the methods on the paired folders: give --sigma (0-255 or auto)")
     names, dnames = [m.name for m in methods], [d.name for d in datasets]
     for dup in {n for n in names if names.count(n) > 1}:
         raise ConfigError(f"two methods are both named {dup!r}; give the checkpoints different file names")
     for dup in {n for n in dnames if dnames.count(n) > 1}:
         raise ConfigError(f"two datasets are both named {dup!r} (the folder name); rename one folder")
+    if any_paired and NOISY in names:
+        raise ConfigError(f"a method is named {NOISY!r}, the name of the noisy-input row of paired datasets; "
+                          f"rename the checkpoint")
     run = _Run(seed=seed, clip=clip, device=torch.device(device), tile=tile,
                cache_dir=None if cache_dir is None else Path(cache_dir),
                examples_dir=None if examples_dir is None else Path(examples_dir))
-    result = BenchmarkResult([], [], run.protocol(), methods=names, datasets=dnames, sigmas=sigmas)
-    loaded = [_load_images(d, result.skipped, warn) for d in datasets]
+    result = BenchmarkResult([], [], run.protocol(paired=any_paired), methods=[NOISY] * any_paired + names,
+                             datasets=dnames, sigmas=sigmas if any_clean else [],
+                             paired=[d.name for d in datasets if d.paired],
+                             paired_sigmas=paired_sigmas if any_paired else [])
+    loaded = [load_samples(d, result.skipped, warn) for d in datasets]
     pairs = []
     for method in methods:
-        for d, images in zip(datasets, loaded):
-            m, problem = method_for_dataset(method, d.name, images[0][1].shape[0])
+        for d, samples in zip(datasets, loaded):
+            noise = "camera" if d.paired else "gaussian"
+            m, problem = method_for_dataset(method, d.name, samples[0].clean.shape[0], noise=noise)
             if problem and mismatch == "error":
                 raise ConfigError(problem)
             if problem and warn:
                 warn(f"{problem}: not run")
             if not problem:
-                pairs.append((m, d, images))
-    for m, d, images in pairs:
+                pairs.append((m, d, samples))
+    for d, samples in zip(datasets, loaded):
+        if d.paired:
+            result.rows += [_noisy_row(d.name, s, progress) for s in samples]
+    for m, d, samples in pairs:
         m.denoiser.to(run.device).eval()
-        for s in sigmas:
-            result.rows += _run_group(m, d.name, images, s, run, progress)
+        levels = [(REAL, g) for g in paired_sigmas] if d.paired else [(s, s) for s in sigmas]
+        for sigma, given in levels:
+            result.rows += _run_group(m, d.name, samples, sigma, given, run, progress)
     return result
 
 
@@ -238,9 +187,10 @@ class _Run:
     tile: int | None
     cache_dir: Path | None
     examples_dir: Path | None
+    estimates: dict[tuple[str, str], float | None] = field(default_factory=dict, compare=False)
 
-    def protocol(self) -> dict[str, object]:
-        return {
+    def protocol(self, *, paired: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {
             "noise": "additive white Gaussian, sigma/255 on [0, 1] images, "
                      + ("clipped to [0, 1]" if self.clip else "not clipped"),
             "seed": self.seed, "clip": self.clip,
@@ -250,76 +200,93 @@ class _Run:
             "ssim": SSIM_VARIANT, "threads": torch.get_num_threads(), "device": str(self.device),
             "tile": self.tile, "sigma_scale": "0-255",
         }
+        if paired:
+            out["real_noise"] = ("paired folders (noisy/ and clean/, same file names): the noisy image is scored as "
+                                 "it is, no noise added (sigma 'real'); methods are told sigma_given: 'auto' = "
+                                 "aedenoise.noise.estimate_sigma on a central crop of at most 512 px, as 'aedenoise "
+                                 "denoise --sigma auto' (outside the timed call), or a given 0-255 level / 255")
+        return out
+
+    def level(self, m: Method, dataset: str, image: str, y: Tensor, sigma: Level, given: Level) -> float | None:
+        """The ``[0, 1]``-scale level ``m`` is told for noisy ``y`` [1, C, H, W] (``None``: it ignores sigma)."""
+        if sigma != REAL or given != AUTO_SIGMA:
+            return float(given) / 255.0
+        if not getattr(m.denoiser, "uses_sigma", False):
+            return None
+        key = (dataset, image)
+        if key not in self.estimates:  # one estimate per image, shared by every method
+            self.estimates[key] = resolve_sigma(m.denoiser, y[0], AUTO_SIGMA)
+        return self.estimates[key]
 
 
 def _run_group(
-    m: Method, dataset: str, images: list[tuple[str, Tensor]], sigma: float, run: _Run,
+    m: Method, dataset: str, samples: list[Sample], sigma: Level, given: Level, run: _Run,
     progress: Callable[[ImageResult, bool], None] | None,
 ) -> list[ImageResult]:
-    """One method on one dataset at one sigma, reusing and extending the cache."""
-    cache = None if run.cache_dir is None else run.cache_dir / cache_name(m.key, dataset, sigma, run.seed, run.clip)
-    done = read_cache(cache, m.name, dataset, sigma, weights=m.weights)
+    """One method on one dataset at one condition (``sigma``, ``given``), reusing and extending the cache."""
+    cache = None if run.cache_dir is None else run.cache_dir / cache_name(
+        m.key, dataset, sigma, run.seed, run.clip, sigma_given=given)
+    done = read_cache(cache, m.name, dataset, sigma, weights=m.weights, sigma_given=given)
     rows = []
-    for i, (image, x) in enumerate(images):
+    for i, sample in enumerate(samples):
         example = None
         if i == 0 and run.examples_dir is not None:
-            example = example_path(run.examples_dir, dataset, sigma, m.name, seed=run.seed, clip=run.clip)
-        cached = image in done
+            example = example_path(run.examples_dir, dataset, sigma, m.name, seed=run.seed, clip=run.clip,
+                                   sigma_given=given)
+        cached = sample.image in done
         if not cached or (example is not None and not example.is_file()):
-            row, x_hat = _score_one(m, dataset, image, x, sigma, run)
+            row, x_hat = _score_one(m, dataset, sample, sigma, given, run)
             if example is not None:
                 save_example(x_hat, example)
             if not cached:
-                done[image] = row
+                done[sample.image] = row
                 if cache is not None:
                     write_text(cache, rows_to_csv(done.values()))
-        row = done[image]
+        row = done[sample.image]
         if progress:
             progress(row, cached)
         rows.append(row)
     return rows
 
 
-def _load_images(d: Dataset, skipped: list[Skipped], warn: Callable[[str], None] | None) -> list[tuple[str, Tensor]]:
-    images = []
-    for path in d.paths:
-        try:
-            x = read_image(path).data
-        except AedenoiseError as err:
-            skipped.append(Skipped(d.name, path.name, str(err)))
-            if warn:
-                warn(f"skipping {path}: {err}")
-            continue
-        images.append((path.name, x))
-    if not images:
-        raise DataError(f"{d.root}: none of its {len(d.paths)} image file(s) could be read")
-    channels = {x.shape[0] for _, x in images}
-    if len(channels) > 1:
-        first = ", ".join(f"{next(n for n, x in images if x.shape[0] == c)}: {c} channel(s)" for c in sorted(channels))
-        raise DataError(f"{d.root}: mixes gray and color images ({first}); benchmark them as separate folders")
-    return images
+def _noisy_row(dataset: str, sample: Sample, progress: Callable[[ImageResult, bool], None] | None) -> ImageResult:
+    """The noisy image of a pair scored against its clean reference as it is (time 0, not cached: no work)."""
+    x, y = sample.clean.unsqueeze(0).float(), sample.noisy.unsqueeze(0).float()  # type: ignore[union-attr]
+    row = ImageResult(method=NOISY, dataset=dataset, image=sample.image, sigma=REAL,
+                      psnr=float(psnr(y, x)[0]), ssim=float(ssim(y, x)[0]), seconds=0.0,
+                      megapixels=x.shape[-2] * x.shape[-1] / 1e6, weights=None, sigma_given=None)
+    if progress:
+        progress(row, False)
+    return row
 
 
-def _score_one(m: Method, dataset: str, image: str, x: Tensor, sigma: float, run: _Run) -> tuple[ImageResult, Tensor]:
-    y = noisy_image(x, sigma, dataset=dataset, image=image, seed=run.seed, clip=run.clip)
-    x_hat, seconds = timed_call(m.denoiser, y, sigma / 255.0, device=run.device, tile=run.tile)
+def _score_one(
+    m: Method, dataset: str, sample: Sample, sigma: Level, given: Level, run: _Run
+) -> tuple[ImageResult, Tensor]:
+    x = sample.clean
+    if sample.noisy is not None:
+        y = sample.noisy.unsqueeze(0).float()
+    else:
+        y = noisy_image(x, float(sigma), dataset=dataset, image=sample.image, seed=run.seed, clip=run.clip)
+    level = run.level(m, dataset, sample.image, y, sigma, given)
+    x_hat, seconds = timed_call(m.denoiser, y, level, device=run.device, tile=run.tile)
     x_hat = quantize_8bit(x_hat)
     xb = x.unsqueeze(0).float()
     row = ImageResult(
-        method=m.name, dataset=dataset, image=image, sigma=sigma,
+        method=m.name, dataset=dataset, image=sample.image, sigma=sigma,
         psnr=float(psnr(x_hat, xb)[0]), ssim=float(ssim(x_hat, xb)[0]),
-        seconds=seconds, megapixels=x.shape[-2] * x.shape[-1] / 1e6, weights=m.weights,
+        seconds=seconds, megapixels=x.shape[-2] * x.shape[-1] / 1e6, weights=m.weights, sigma_given=given,
     )
     return row, x_hat
 
 
 @torch.inference_mode()
 def timed_call(
-    denoiser: Denoiser, y: Tensor, sigma: float, *, device: torch.device | str = "cpu", tile: int | None = None
+    denoiser: Denoiser, y: Tensor, sigma: float | None, *, device: torch.device | str = "cpu", tile: int | None = None
 ) -> tuple[Tensor, float]:
     """``(x_hat, seconds)``: ``denoiser(y, sigma)`` on the CPU result, and the wall time of that call.
 
-    ``y`` [1, C, H, W]; ``sigma`` on the [0, 1] scale. Without ``tile`` the whole image
+    ``y`` [1, C, H, W]; ``sigma`` on the [0, 1] scale (``None``: the model ignores it). Without ``tile`` the whole image
     goes in at once, reflect-padded to a multiple of ``denoiser.size_multiple`` and
     cropped back (:func:`aedenoise.denoising.tiling.denoise_whole`); with ``tile`` it goes through
     :func:`aedenoise.denoising.tiling.denoise_tiled`.
@@ -341,8 +308,7 @@ def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
-
 __all__ = [
-    "BenchmarkResult", "DEFAULT_SIGMAS", "Dataset", "Skipped", "check_sigma", "noise_seed", "noisy_image",
-    "open_dataset", "quantize_8bit", "run_benchmark", "timed_call",
+    "AUTO_SIGMA", "DEFAULT_SIGMAS", "check_paired_sigma", "check_sigma", "noise_seed", "noisy_image", "quantize_8bit",
+    "run_benchmark", "timed_call",
 ]

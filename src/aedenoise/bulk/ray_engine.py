@@ -30,13 +30,14 @@ class DenoiseActor:
     """One model per actor; ``__call__`` denoises a batch of job rows and returns what happened to each."""
 
     def __init__(self, *, model: str | None, sigma: Sigma, tile: int | None, bit_depth: int | None, overwrite: bool,
-                 backend: Backend, threads: int) -> None:
+                 backend: Backend, threads: int, noise: str | None = None) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.model = None if model is None else load_denoiser(model, backend=backend)
         self.sigma, self.tile, self.bit_depth, self.overwrite, self.backend = sigma, tile, bit_depth, overwrite, backend
         self.defaults: dict = {}
+        self.noise = noise
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[Any]] = {"input": [], "output": [], "status": [], "message": [], "seconds": [], "sigma": [],
@@ -44,7 +45,8 @@ class DenoiseActor:
         for src, dst, skip in zip(batch["input"], batch["output"], batch["skip"]):
             job = Job(Path(str(src)), Path(str(dst)), bool(skip))
             result = run_jobs([job], model=self.model, sigma=self.sigma, tile=self.tile, bit_depth=self.bit_depth,
-                              overwrite=self.overwrite, backend=self.backend, default_models=self.defaults).results[0]
+                              overwrite=self.overwrite, backend=self.backend, default_models=self.defaults,
+                              noise=self.noise).results[0]
             out["input"].append(str(src))
             out["output"].append(str(dst))
             out["status"].append(result.status)
@@ -78,11 +80,12 @@ def run_jobs_on_ray(
     threads_per_actor: int = 1,
     on_result: Callable[[FileResult], None] | None = None,
     stats: dict[str, float] | None = None,
+    noise: str | None = None,
 ) -> DenoiseSummary:
     """Denoise ``jobs`` (from :func:`~aedenoise.denoising.plan_jobs`) on a Ray cluster; results in input order.
 
     ``model``: a spec for :func:`~aedenoise.denoising.load_denoiser` (``None``: the shipped
-    default per image), loaded once by each actor. ``address``: a running cluster
+    default per image and ``noise``, as :func:`~aedenoise.denoising.run_jobs` picks it), loaded once by each actor. ``address``: a running cluster
     (``ray://...`` or ``auto``; default ``$RAY_ADDRESS``), else a local one sized to this
     machine. ``actors``: the pool size (default: the cluster's CPUs / ``threads_per_actor``).
     ``stats``, when given, receives ``actors`` and ``actor_peak_rss_mb`` (the largest actor's
@@ -112,7 +115,7 @@ def run_jobs_on_ray(
                             num_cpus=threads_per_actor, max_restarts=1, max_task_retries=1,  # no endless retries
                             fn_constructor_kwargs={"model": spec, "sigma": sigma, "tile": tile, "bit_depth": bit_depth,
                                                    "overwrite": overwrite, "backend": backend,
-                                                   "threads": threads_per_actor})
+                                                   "threads": threads_per_actor, "noise": noise})
         done: dict[str, FileResult] = {}
         broke = ""
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from importlib import import_module
 
 from aedenoise.errors import AedenoiseError
@@ -29,11 +30,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_default_format = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """Warnings this package raises for the user (they name the file) as one plain line; others as Python shows them."""
+    if category.__module__.startswith("aedenoise"):
+        return f"aedenoise: warning: {message}\n"
+    return _default_format(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.formatwarning = _format_warning
+            return int(args.func(args) or 0)
     except AedenoiseError as err:
         if args.debug:
             raise

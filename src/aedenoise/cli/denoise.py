@@ -52,7 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "classical method (see 'aedenoise models'); default: the shipped photo model for gray/color")
     p.add_argument("--sigma", type=_sigma_arg, metavar="S",
                    help="noise level on the 0-255 scale, or 'auto' to estimate it per image; needed by models "
-                   "that take a noise level (default with the shipped model: auto)")
+                   "that take a noise level. Without --model, a number picks the shipped Gaussian-noise model "
+                   "at that level (see --noise)")
+    p.add_argument("--noise", choices=("camera", "gaussian"),
+                   help="without --model: which shipped default to use. camera: real photos (sensor noise, "
+                   "demosaicing, JPEG; needs no level); gaussian: white Gaussian noise of a level (--sigma, or "
+                   "estimated). Default: camera, or gaussian when --sigma is a number")
     p.add_argument("--tile", type=_tile_arg, metavar="N", help="tile side in pixels (default 256, more for models "
                    "with a wide receptive field); smaller uses less memory")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -90,13 +95,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _setup(args: argparse.Namespace):
     from aedenoise.denoising.files import expand_inputs, output_is_file, plan_jobs
-    from aedenoise.denoising.selection import default_model_for, load_denoiser
+    from aedenoise.denoising.selection import default_model_for, load_denoiser, photo_noise
     from aedenoise.denoising.tiling import tile_geometry
     from aedenoise.errors import ConfigError
     from aedenoise.hardware import resolve_device
 
     device = resolve_device("cpu" if args.backend == "onnxruntime" and args.device == "auto" else args.device)
     sigma = args.sigma
+    if args.model is not None and args.noise is not None:
+        raise ConfigError("--noise chooses among the shipped defaults; it does not apply with --model")
     if args.model is not None:
         model = load_denoiser(args.model, device=device, backend=args.backend)
         if model.uses_sigma and sigma is None:
@@ -107,7 +114,7 @@ def _setup(args: argparse.Namespace):
         model, missing = None, 0
         for channels in (1, 3):
             try:
-                default_model_for(channels)
+                default_model_for(channels, noise=args.noise or photo_noise(sigma))
             except ConfigError:
                 missing += 1
         if missing == 2:
@@ -148,11 +155,12 @@ def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
             print("note: --engine ray runs on the cluster's CPUs; --device is not used", file=sys.stderr)
         summary = run_jobs_on_ray(jobs, model=None if args.model is None else str(args.model), sigma=sigma,
                                   tile=args.tile, bit_depth=args.bit_depth, overwrite=args.overwrite,
-                                  backend=args.backend, address=args.ray_address, actors=args.ray_actors,
+                                  backend=args.backend, noise=args.noise, address=args.ray_address, actors=args.ray_actors,
                                   threads_per_actor=args.ray_threads, on_result=report)
     else:
         summary = run_jobs(jobs, model=model, sigma=sigma, tile=args.tile, device=device, bit_depth=args.bit_depth,
-                           overwrite=args.overwrite, progress=progress, on_result=report, backend=args.backend)
+                           overwrite=args.overwrite, progress=progress, on_result=report, backend=args.backend,
+                           noise=args.noise)
     n_w, n_s, n_f = len(summary.written), len(summary.skipped), len(summary.failed)
     print(f"done: {n_w} written, {n_s} skipped, {n_f} failed, of {len(jobs)} in {summary.seconds:.1f} s")
     if n_f:

@@ -4,16 +4,25 @@ Example::
 
     aedenoise evaluate --method bm3d --method nlm --data ../shared/data/BSD68 --sigma 25 --json out.json
 
+    aedenoise evaluate --method auto --method bm3d --data ../shared/data/PolyU-Canon --json real.json
+
 Each ``--method`` runs on each ``--data`` folder at each ``--sigma`` (0-255) under the
-protocol of ``docs/benchmark-protocol.md``. A method is a classical name, a checkpoint
+protocol of ``docs/benchmark-protocol.md``. A folder of clean images gets seeded Gaussian
+noise of each ``--sigma`` (default 15, 25, 50). A *paired* folder, with subfolders
+``noisy/`` and ``clean/`` holding images of the same file names, holds real noise: the
+noisy images are scored as they are (records say ``"sigma": "real"``), the noisy input
+itself is a row named ``noisy``, and the methods are told ``"sigma_given"``: without
+``--sigma`` ``"auto"`` (estimated per image, as ``aedenoise denoise --sigma auto``), else
+each ``--sigma`` value (``--sigma auto`` too). A method is a classical name, a checkpoint
 file, the name of shipped weights (``aedenoise models``) or ``auto``: on each dataset the
-shipped photo default for its channels, as ``aedenoise denoise`` picks it (gray folders
-get the gray default, color folders the color one). ``--json`` gets ``{"results": [...]}``,
-one record per method x dataset x sigma; ``weights`` names the shipped weights behind a
-record (for ``auto``, the default it used; ``null`` for classical methods and checkpoints).
-``--out DIR`` also keeps the per-image CSV (``per_image.csv``), ``results.json``,
-``results.md``, figures and ``report.md``, and caches every finished image under
-``DIR/cache`` so a rerun of an interrupted command continues where it stopped.
+shipped photo default for its channels and noise, as ``aedenoise denoise`` picks it (gray
+folders get the gray default, color folders the color one; paired folders the real-photo
+default). ``--json`` gets ``{"results": [...]}``, one record per method x dataset x sigma
+(x sigma_given); ``weights`` names the shipped weights behind a record (for ``auto``, the
+default it used; ``null`` for classical methods and checkpoints). ``--out DIR`` also keeps
+the per-image CSV (``per_image.csv``), ``results.json``, ``results.md``, figures and
+``report.md``, and caches every finished image under ``DIR/cache`` so a rerun of an
+interrupted command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -27,20 +36,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate", help="benchmark denoisers on image folders (PSNR, SSIM, seconds per megapixel)",
         description="Benchmark denoisers on folders of clean images with seeded Gaussian noise "
-                    "(standard DnCNN protocol, docs/benchmark-protocol.md).",
+                    "(standard DnCNN protocol), or on paired real-noise folders (subfolders noisy/ and "
+                    "clean/ with the same file names: the noisy images scored as they are, plus a 'noisy' "
+                    "row for the input itself); see docs/benchmark-protocol.md.",
     )
     p.add_argument("--method", action="append", required=True, metavar="METHOD",
                    help="classical name (gaussian, median, tv, wavelet, nlm, bm3d), checkpoint path, shipped "
                         "weights name, or 'auto' (the shipped gray/color photo default for each dataset, as "
-                        "'aedenoise denoise' picks it); repeat for several")
+                        "'aedenoise denoise' picks it; on paired folders the real-photo default); repeat for "
+                        "several")
     p.add_argument("--data", action="append", required=True, metavar="DIR",
-                   help="folder of clean images (the dataset name is the folder name); repeat for several")
+                   help="folder of clean images, or a paired folder with noisy/ and clean/ subfolders (real "
+                        "noise; same file names); the dataset name is the folder name; repeat for several")
     p.add_argument("--sigma", action="append", metavar="S",
-                   help="Gaussian noise level on the 0-255 scale; repeatable (default: 15, 25 and 50)")
+                   help="clean folders: Gaussian noise level on the 0-255 scale (default: 15, 25 and 50); "
+                        "paired folders: no noise is added, S is the level the methods are told, or 'auto' "
+                        "to estimate it per image (default: auto); repeatable")
     p.add_argument("--json", metavar="FILE", help="write the summary records to this JSON file")
     p.add_argument("--out", metavar="DIR",
                    help="folder for per_image.csv, results.json/.md, figures, report.md and the resume cache")
-    p.add_argument("--limit", metavar="N", help="only the first N images of each folder (sorted by name)")
+    p.add_argument("--limit", metavar="N",
+                   help="only the first N images (paired folders: pairs) of each folder, sorted by name")
     p.add_argument("--seed", default="0", metavar="N", help="noise seed (default 0); see docs/benchmark-protocol.md")
     p.add_argument("--clip", action="store_true",
                    help="clamp the noisy input to [0, 1] before the method (not the standard protocol)")
@@ -58,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from aedenoise import benchmark
     from aedenoise.atomic import write_json
 
-    sigmas = [_number(s, "--sigma") for s in args.sigma] if args.sigma else list(benchmark.DEFAULT_SIGMAS)
-    sigmas = [benchmark.check_sigma(s) for s in dict.fromkeys(sigmas)]
+    given = [s if s == benchmark.AUTO_SIGMA else _number(s, "--sigma") for s in args.sigma or []]
+    given = [benchmark.check_paired_sigma(s) for s in dict.fromkeys(given)] or [benchmark.AUTO_SIGMA]
+    sigmas = [s for s in given if s != benchmark.AUTO_SIGMA] if args.sigma else list(benchmark.DEFAULT_SIGMAS)
     limit = None if args.limit is None else _integer(args.limit, "--limit", minimum=1)
     seed = _integer(args.seed, "--seed", minimum=0)
     tile = None if args.tile is None else _integer(args.tile, "--tile", minimum=8)
@@ -72,16 +89,20 @@ def run(args: argparse.Namespace) -> int:
     out = None if args.out is None else _out_dir(args.out, datasets)
 
     def progress(row: benchmark.ImageResult, cached: bool) -> None:
-        note = "cached" if cached else f"{row.seconds:.2f} s"
+        note = "cached" if cached else "the input" if row.sigma_given is None else f"{row.seconds:.2f} s"
         name = row.method if row.weights in (None, row.method) else f"{row.method} ({row.weights})"
-        print(f"{name} {row.dataset}/{row.image} sigma {row.sigma:g}: {row.psnr:.2f} dB, "
+        level = f"sigma {benchmark.level_text(row.sigma)}"
+        if row.sigma == benchmark.REAL:
+            told = row.sigma_given
+            level = "real noise" + ("" if told is None else f", sigma given {benchmark.level_text(told)}")
+        print(f"{name} {row.dataset}/{row.image} {level}: {row.psnr:.2f} dB, "
               f"SSIM {row.ssim:.4f} ({note})", file=sys.stderr, flush=True)
 
     def warn(message: str) -> None:
         print(f"aedenoise: warning: {message}", file=sys.stderr, flush=True)
 
     result = benchmark.run_benchmark(
-        methods, datasets, sigmas, seed=seed, clip=args.clip, device=device, tile=tile,
+        methods, datasets, sigmas, paired_sigmas=given, seed=seed, clip=args.clip, device=device, tile=tile,
         cache_dir=None if out is None else out / "cache",
         examples_dir=None if out is None or args.no_figures else out / "examples", progress=progress, warn=warn,
     )
@@ -94,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {report}", file=sys.stderr)
     print(markdown_tables(result), end="")
     if result.skipped:
-        warn(f"{len(result.skipped)} image file(s) skipped (unreadable); see the messages above")
+        warn(f"{len(result.skipped)} file(s) skipped (unreadable or without a partner); see the messages above")
     return 0
 
 

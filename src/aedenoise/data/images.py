@@ -4,7 +4,10 @@
 (uint8, converted to ``data.channels``), holds a few whole images out for
 validation, and serves each epoch ``patches_per_epoch`` random
 ``patch_size x patch_size`` crops of the others, each flipped/rotated by one of
-the 8 symmetries of the square. The crops are cut by one vectorised gather on
+the 8 symmetries of the square. Two options widen what the model sees beyond the
+training photographs: ``data.scales`` adds resized copies of every training image
+(finer structure per pixel), and ``data.color_jitter`` gives each RGB patch a random
+channel order and saturation (more saturated and other-hued colours than BSD's). The crops are cut by one vectorised gather on
 the training device (the image store is copied there once), so the data never
 bottleneck a GPU. Batches are float32 ``[B, C, P, P]`` in ``[0, 1]``.
 
@@ -34,6 +37,9 @@ DATA_ENV = "AEDENOISE_DATA"
 DEFAULT_DATA_ROOT = "../shared/data"
 _DATA_STREAM = 104_729  # offsets the data seed from the noise seed, so their random streams differ
 _VAL_STREAM = 7_368_787
+_COLOR_STREAM = 2_750_159
+SATURATION_RANGE = (0.5, 1.6)
+"""``data.color_jitter``: each patch's saturation is scaled by a factor drawn uniformly from this range."""
 
 
 def resolve_train_dir(name: str | os.PathLike[str]) -> Path:
@@ -139,6 +145,7 @@ class PatchData:
     train_files: tuple[Path, ...]
     val_files: tuple[Path, ...]
     store: _Store = field(repr=False)
+    color_jitter: bool = False
     _on_device: dict[str, _Store] = field(default_factory=dict, repr=False, compare=False)
 
     def batches_per_epoch(self, batch_size: int, *, drop_last: bool) -> int:
@@ -156,8 +163,10 @@ class PatchData:
         """Batches ``[B, C, P, P]`` of this epoch's patches, on ``device``."""
         store = self._store_on(torch.device(device))
         crops = self.epoch_crops(epoch, seed=seed).to(store.pixels.device)  # one copy, no per-step sync
+        colors = epoch_generator(seed + _COLOR_STREAM, epoch) if self.color_jitter else None
         for i in range(self.batches_per_epoch(batch_size, drop_last=drop_last)):
-            yield cut_patches(store, crops[i * batch_size : (i + 1) * batch_size], self.patch_size, self.channels)
+            x = cut_patches(store, crops[i * batch_size : (i + 1) * batch_size], self.patch_size, self.channels)
+            yield x if colors is None else jitter_colors(x, generator=colors)
 
     def with_patches_per_epoch(self, n: int) -> "PatchData":
         """The same images and validation set with another epoch length (shares memory)."""
@@ -174,6 +183,34 @@ class PatchData:
         if key not in self._on_device:
             self._on_device[key] = self.store.to(device)
         return self._on_device[key]
+
+
+def jitter_colors(x: Tensor, *, generator: torch.Generator) -> Tensor:
+    """RGB patches ``x`` [B, 3, P, P] in [0, 1] with a random channel order and saturation per patch.
+
+    The saturation factor ``s`` ~ U(:data:`SATURATION_RANGE`) scales each pixel's distance
+    from its own gray level (the channel mean): ``gray + s * (x - gray)``, clamped to [0, 1].
+    Draws come from ``generator`` (a CPU one), so the result does not depend on the device.
+    """
+    b = x.shape[0]
+    order = torch.argsort(torch.rand(b, 3, generator=generator), dim=1).to(x.device)
+    low, high = SATURATION_RANGE
+    s = (low + (high - low) * torch.rand(b, generator=generator)).to(x.device, x.dtype).reshape(b, 1, 1, 1)
+    x = torch.gather(x, 1, order.reshape(b, 3, 1, 1).expand_as(x))
+    gray = x.mean(1, keepdim=True)
+    return (gray + s * (x - gray)).clamp_(0, 1)
+
+
+def resized(images: list[Tensor], factor: float) -> list[Tensor]:
+    """uint8 images ``[C, H, W]`` resized by ``factor`` (antialiased bilinear), rounded back to uint8."""
+    if factor == 1:
+        return images
+    out = []
+    for im in images:
+        size = (max(1, round(im.shape[1] * factor)), max(1, round(im.shape[2] * factor)))
+        z = torch.nn.functional.interpolate(im[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+        out.append(z[0].round_().clamp_(0, 255).to(torch.uint8))
+    return out
 
 
 def load_images(files: list[Path], channels: int, *, workers: int | None = None) -> list[Tensor]:
@@ -215,6 +252,7 @@ def patch_training_data(data: DataConfig, *, seed: int) -> PatchData:
     val_store = _Store.build([im for _, im in held])
     g = torch.Generator().manual_seed(seed + _VAL_STREAM)
     val_crops = draw_crops(val_store, data.val_count, p, generator=g, augment=False)
+    train_images = [im for factor in dict.fromkeys(data.scales) for im in resized([im for _, im in train], factor)]
     return PatchData(
         channels=data.channels,
         patch_size=p,
@@ -222,5 +260,6 @@ def patch_training_data(data: DataConfig, *, seed: int) -> PatchData:
         val_x=cut_patches(val_store, val_crops, p, data.channels),
         train_files=tuple(f for f, _ in train),
         val_files=tuple(f for f, _ in held),
-        store=_Store.build([im for _, im in train]),
+        store=_Store.build([im for im in train_images if im.shape[1] >= p and im.shape[2] >= p]),
+        color_jitter=data.color_jitter,
     )

@@ -209,20 +209,24 @@ def run_jobs(
     progress: bool = False,
     on_result: Callable[[FileResult], None] | None = None,
     backend: selection.Backend = "torch",
-    default_models: dict[int, Denoiser] | None = None,
+    default_models: dict[tuple[int, str], Denoiser] | None = None,
     max_pixels: int | None = None,
+    noise: str | None = None,
 ) -> DenoiseSummary:
     """Denoise every job's input into its output; a failing file is recorded and skipped.
 
     ``model``: ``None`` uses :func:`aedenoise.denoising.selection.default_model_for` each image's
-    channels (loaded once per channel count, on ``backend``, and kept in ``default_models``
-    when given, so that a long-lived caller loads each only once). ``max_pixels``: the
+    channels and ``noise`` (``"camera"`` or ``"gaussian"``; ``None``:
+    :func:`~aedenoise.denoising.selection.photo_noise` of ``sigma``), loaded once per
+    ``(channels, noise)`` on ``backend`` and kept in ``default_models`` when given, so that a
+    long-lived caller loads each only once. ``max_pixels``: the
     decompression-bomb limit of :func:`aedenoise.io.read_image`.
     ``sigma``: ``[0, 1]`` scale, ``"auto"`` or ``None``. ``bit_depth``: 8 or 16, default
     the input's (8 where the output format has no 16-bit). Alpha and the color profile
     are kept. ``on_result`` is called after each file.
     """
-    models: dict[int, Denoiser] = {} if default_models is None else default_models
+    models: dict[tuple[int, str], Denoiser] = {} if default_models is None else default_models
+    kind = noise or selection.photo_noise(sigma)
     protect = [job.input for job in jobs]
     results = []
     start = time.perf_counter()
@@ -235,10 +239,11 @@ def run_jobs(
                 image = read_image(job.input, max_pixels=max_pixels)
                 den = model
                 if den is None:
-                    if image.channels not in models:
-                        spec = selection.default_model_for(image.channels)  # looked up here: the one hook
-                        models[image.channels] = selection.load_denoiser(spec, device=device, backend=backend)
-                    den = models[image.channels]
+                    key = (image.channels, kind)
+                    if key not in models:
+                        spec = selection.default_model_for(image.channels, noise=kind)  # looked up here: the one hook
+                        models[key] = selection.load_denoiser(spec, device=device, backend=backend)
+                    den = models[key]
                 s = resolve_sigma(den, image.data, sigma)
                 x_hat = denoise_image(den, image.data, sigma=s, tile=tile, overlap=overlap,
                                                 batch_size=batch_size, device=device, progress=progress)
@@ -273,10 +278,11 @@ def denoise_files(
     recursive: bool = False,
     progress: bool = False,
     on_result: Callable[[FileResult], None] | None = None,
+    noise: str | None = None,
 ) -> DenoiseSummary:
     """:func:`expand_inputs`, :func:`plan_jobs` (errors before any work), then :func:`run_jobs`."""
     exclude = output if output is not None and not output_is_file(output) else None
     files, _ = expand_inputs(inputs, recursive=recursive, exclude=exclude)
     jobs = plan_jobs(files, output, overwrite=overwrite, skip_existing=skip_existing, bit_depth=bit_depth)
     return run_jobs(jobs, model=model, sigma=sigma, tile=tile, device=device, bit_depth=bit_depth,
-                    overwrite=overwrite, progress=progress, on_result=on_result)
+                    overwrite=overwrite, progress=progress, on_result=on_result, noise=noise)

@@ -86,13 +86,24 @@ def fixed_onnx_size(shipped: str | None, model: Denoiser) -> tuple[int, int] | N
                       "--size H W' and pass F as the model, or use --backend torch")
 
 
-def default_model_for(channels: int) -> str:
+def default_model_for(channels: int, *, noise: str = "gaussian") -> str:
     """The ``spec`` used when no model is given, for gray (1) or color (3) images.
 
-    The one hook for shipped defaults: raises :class:`ConfigError` when no default
-    weights are installed for that kind of image.
+    ``noise``: ``"camera"`` (real photos) or ``"gaussian"`` (white noise of a known level);
+    where no default for that kind is shipped, the other kind's is used. The one hook for
+    shipped defaults: raises :class:`ConfigError` when no default weights are installed
+    for that kind of image.
     """
-    return default_pretrained(channels)
+    return default_pretrained(channels, noise=noise)
+
+
+def photo_noise(sigma: object) -> str:
+    """The kind of default an image gets when no model is named, from the ``sigma`` asked for.
+
+    A level given as a number means white Gaussian noise of that level (``"gaussian"``: the
+    defaults that take a level); none or ``"auto"`` means a photo's own noise (``"camera"``).
+    """
+    return "gaussian" if isinstance(sigma, (int, float)) and not isinstance(sigma, bool) else "camera"
 
 
 class _ChannelAdapter(Denoiser):

@@ -3,9 +3,11 @@
 ``image_files.py`` reads and writes every supported format as float32 ``[C, H, W]`` in
 ``[0, 1]`` (:func:`read_image`, :func:`write_image`, :class:`ImageFile`), with the
 decompression-bomb guard and atomic writes; ``codecs.py`` holds the non-Pillow codecs
-(pypng, tifffile). May import only the top-level shared modules (errors, atomic).
+(pypng, tifffile); ``color.py`` converts CMYK to sRGB through its ICC profile.
+May import only the top-level shared modules (errors, atomic).
 """
 
+from aedenoise.io.color import ColorConversionWarning
 from aedenoise.io.image_files import (
     DEFAULT_MAX_PIXELS,
     FORMATS_16BIT,
@@ -20,6 +22,7 @@ from aedenoise.io.image_files import (
 )
 
 __all__ = [
+    "ColorConversionWarning",
     "DEFAULT_MAX_PIXELS",
     "FORMATS_16BIT",
     "FORMATS_ALPHA",

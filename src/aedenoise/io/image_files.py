@@ -8,9 +8,10 @@ it passes through a denoiser untouched. :func:`write_image` is the inverse;
 Decoders, chosen on purpose:
 
 * Pillow: PNG, JPEG, TIFF, BMP, WebP up to 8 bits per sample and 16-bit gray, exactly.
-  Palette -> RGB (RGBA with transparency), 1-bit -> gray {0, 1}, CMYK/YCbCr/HSV -> RGB
-  (Pillow's naive conversion; a CMYK ICC profile is dropped), a tRNS color key ->
-  alpha, EXIF orientation applied (``ImageOps.exif_transpose``). Loaded fully, so a
+  Palette -> RGB (RGBA with transparency; the palette colors exactly), 1-bit -> gray
+  {0, 1}, CMYK -> sRGB through its ICC profile (:mod:`aedenoise.io.color`; without a
+  usable one naively, with a warning), YCbCr/HSV -> RGB, a tRNS color key -> alpha,
+  EXIF orientation applied (``ImageOps.exif_transpose``). Loaded fully, so a
   truncated file is an error (``LOAD_TRUNCATED_IMAGES`` is left alone).
 * pypng (16-bit PNG with color or alpha, which Pillow reduces to 8 bits) and tifffile
   (TIFF with 16-bit color, gray+alpha or float samples; writing every TIFF): see
@@ -51,6 +52,7 @@ from aedenoise.io.codecs import (
     write_png16,
     write_tiff,
 )
+from aedenoise.io.color import cmyk_to_srgb
 
 PathLike = str | os.PathLike[str]
 
@@ -83,7 +85,7 @@ class ImageFile:
     premultiplied) or ``None``. ``bit_depth``: 8 or 16, the precision of the stored
     samples (write back with it where the format allows). ``format``: "PNG", "JPEG",
     "TIFF", "BMP" or "WEBP", from the content. ``icc_profile``: the embedded color
-    profile to write back, or ``None``.
+    profile to write back, or ``None`` (also after a CMYK image was converted to sRGB).
     """
 
     path: Path
@@ -140,7 +142,9 @@ def read_image(path: PathLike, *, max_pixels: int | None = None) -> ImageFile:
 
     ``max_pixels``: refuse images with more pixels (default: ``$AEDENOISE_MAX_PIXELS``
     or :data:`DEFAULT_MAX_PIXELS`). Raises :class:`DataError` for a missing, empty,
-    truncated, corrupt, oversized or unsupported file.
+    truncated, corrupt, oversized or unsupported file; warns with
+    :class:`~aedenoise.io.color.ColorConversionWarning` (naming the file) when a CMYK
+    image has no usable ICC profile and is converted naively.
     """
     src = Path(path)
     limit = _pixel_limit(max_pixels)
@@ -178,7 +182,8 @@ def write_image(path: PathLike, x: Tensor, *, alpha: Tensor | None = None, bit_d
     stored as RGB, so it reads back with 3 equal channels). Values are clamped to
     ``[0, 1]`` and rounded to the nearest of the ``2**bit_depth`` levels; ``bit_depth``
     16 needs PNG or TIFF. ``alpha``: ``[1, H, W]`` in ``[0, 1]``, for PNG, TIFF, WebP.
-    ``icc_profile`` is embedded in all formats but BMP.
+    ``icc_profile`` is embedded in all formats but BMP. No EXIF is written: ``x`` is in
+    display orientation, and an orientation tag would rotate it a second time.
 
     The file is written atomically. An existing ``path`` is refused unless
     ``overwrite``; a ``path`` that is the same file as one in ``protect`` (the inputs)
@@ -277,8 +282,10 @@ def _pillow_pixels(im, src: Path, icc: bytes | None) -> Decoded:  # im: PIL.Imag
         im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
     elif mode in ("La", "RGBa", "RGBX"):
         im = im.convert({"La": "LA", "RGBa": "RGBA", "RGBX": "RGB"}[mode])
-    elif mode in ("CMYK", "YCbCr", "HSV"):
-        im, icc = im.convert("RGB"), None if mode == "CMYK" else icc
+    elif mode == "CMYK":
+        im, icc = cmyk_to_srgb(im, src, icc), None  # sRGB now: the CMYK profile no longer applies
+    elif mode in ("YCbCr", "HSV"):
+        im = im.convert("RGB")
     elif mode not in ("L", "LA", "RGB", "RGBA", *_GRAY16_MODES):
         raise DataError(f"{src}: unsupported image mode {mode!r}; convert it to gray or RGB (8 or 16 bit)")
     pixels = np.asarray(im)

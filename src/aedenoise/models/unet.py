@@ -1,4 +1,4 @@
-"""A residual U-Net denoiser with a noise-level map input (DRUNet / FFDNet spirit).
+"""A residual U-Net denoiser with a noise-level map input (DRUNet / FFDNet spirit), or fully blind.
 
 Layout for ``widths = (w0, w1, ..., wL)`` and ``blocks`` residual blocks per level::
 
@@ -10,7 +10,10 @@ Layout for ``widths = (w0, w1, ..., wL)`` and ``blocks`` residual blocks per lev
 
 ``ResBlock(w)`` is ``x + conv3x3(relu(conv3x3(x)))`` without normalisation. The
 sigma map makes one network serve every noise level (blind training over a range
-of sigma); the noise level must be given (estimate it when unknown).
+of sigma); the noise level must be given (estimate it when unknown). With
+``noise_map=False`` the head reads ``y`` alone and the network is fully blind: it
+learns to judge the noise from the image (the real-photo models, whose noise has no
+single level).
 """
 
 from __future__ import annotations
@@ -76,11 +79,16 @@ class UNet(Denoiser):
         blocks: residual blocks per level (in the encoder, bottleneck and decoder).
         bias: convolution biases (bias-free by default, as in DRUNet; bias-free
             denoisers are known to generalise better across noise levels).
+        noise_map: ``True``: the noise level is an input (a constant map beside ``y``) and
+            ``sigma`` is required. ``False``: a fully blind network that reads the noise
+            from the image alone and ignores ``sigma`` (for noise with no single level,
+            such as a real camera's, learned from examples).
     """
 
     uses_sigma = True
 
-    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128), blocks: int = 2, bias: bool = False) -> None:
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128), blocks: int = 2, bias: bool = False,
+                 noise_map: bool = True) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if in_channels not in (1, 3):
@@ -90,9 +98,10 @@ class UNet(Denoiser):
         if blocks < 1:
             raise ConfigError(f"unet: blocks must be >= 1 (got {blocks})")
         self.in_channels = in_channels
+        self.uses_sigma = bool(noise_map)
         self.size_multiple = 2 ** (len(widths) - 1)
         self.receptive_field = unet_receptive_field(len(widths), blocks)
-        self.head = nn.Conv2d(in_channels + 1, widths[0], 3, padding=1, bias=bias)
+        self.head = nn.Conv2d(in_channels + int(self.uses_sigma), widths[0], 3, padding=1, bias=bias)
         self.encoders = nn.ModuleList(nn.Sequential(*(ResBlock(w, bias=bias) for _ in range(blocks))) for w in widths[:-1])
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2, bias=bias) for a, b in zip(widths[:-1], widths[1:]))
         self.bottleneck = nn.Sequential(*(ResBlock(widths[-1], bias=bias) for _ in range(blocks)))
@@ -106,13 +115,14 @@ class UNet(Denoiser):
 
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         """``y`` [B, C, H, W] in [0, 1], ``sigma`` float or [B] ([0, 1] scale) -> ``x_hat`` like ``y``."""
-        if sigma is None:
+        if sigma is None and self.uses_sigma:
             raise ConfigError("unet needs the noise level sigma (0-255: --sigma N, or --sigma auto to estimate it)")
         m = self.size_multiple
         if y.shape[-2] % m or y.shape[-1] % m:
             raise ConfigError(f"unet: H and W must be multiples of {m} (got {tuple(y.shape[-2:])}); pad or tile "
                               f"the input, or train with a data.patch_size that is a multiple of {m}")
-        h = self.head(torch.cat((y, sigma_map(sigma, y)), dim=1).contiguous(memory_format=torch.channels_last))
+        inputs = torch.cat((y, sigma_map(sigma, y)), dim=1) if self.uses_sigma else y
+        h = self.head(inputs.contiguous(memory_format=torch.channels_last))
         skips = []
         for enc, down in zip(self.encoders, self.downs):
             h = enc(h)

@@ -11,6 +11,7 @@ from aedenoise.noise.level import estimate_sigma
 from aedenoise.noise.synthetic import (
     ComposeNoise,
     GaussianNoise,
+    MixtureNoise,
     NoiseModel,
     PoissonNoise,
     SaltPepperNoise,
@@ -22,6 +23,7 @@ __all__ = [
     "CameraNoise",
     "ComposeNoise",
     "GaussianNoise",
+    "MixtureNoise",
     "NoiseModel",
     "PoissonNoise",
     "SaltPepperNoise",

@@ -46,18 +46,24 @@ class CameraNoise:
 
     ``shot`` is the shot-noise gain on the linear ``[0, 1]`` raw scale (Brooks et al.: 1e-4 to
     0.012, ISO 100 to beyond 3200); ``read`` follows ``log(read) = 2.18 log(shot) + 1.2 + N(0, 0.26)``.
-    ``jpeg``: the JPEG quality range (``None``: no compression).
+    ``jpeg``: the JPEG quality range (``None``: no compression). ``smooth_max``: in-camera
+    noise reduction, which leaves the noise in blotches wider than demosaicing's: the noise
+    of each image is blurred by a Gaussian of standard deviation ~ U[0, ``smooth_max``]
+    pixels before JPEG (0: none, the default).
     """
 
     shot_min: float = 1e-4
     shot_max: float = 0.012
     jpeg: tuple[int, int] | None = (70, 95)
+    smooth_max: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.shot_min <= self.shot_max <= 1:
             raise ConfigError(f"camera noise: need 0 < shot_min <= shot_max <= 1 (got {self.shot_min}, {self.shot_max})")
         if self.jpeg is not None and not 1 <= self.jpeg[0] <= self.jpeg[1] <= 100:
             raise ConfigError(f"camera noise: JPEG quality range must lie in 1..100 (got {self.jpeg})")
+        if not 0 <= self.smooth_max <= 8:
+            raise ConfigError(f"camera noise: smooth_max must be in [0, 8] pixels (got {self.smooth_max})")
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -70,7 +76,8 @@ class CameraNoise:
 
     def describe(self) -> str:
         jpeg = f", JPEG quality {self.jpeg[0]}-{self.jpeg[1]}" if self.jpeg else ""
-        return f"camera (unprocessed raw, shot {self.shot_min:g}-{self.shot_max:g}, read tied{jpeg})"
+        smooth = f", noise blurred up to {self.smooth_max:g} px" if self.smooth_max else ""
+        return f"camera (unprocessed raw, shot {self.shot_min:g}-{self.shot_max:g}, read tied{smooth}{jpeg})"
 
     # -- one image [3, H, W], float64 on the CPU ---------------------------------------------
 
@@ -100,7 +107,10 @@ class CameraNoise:
 
         # What the noise changes in the developed image, added to x itself: the target stays x,
         # not x blurred by demosaicing (a real clean reference is demosaiced too, and sharp).
-        y = (x + develop(noisy) - develop(raw)).clamp(0, 1)
+        delta = develop(noisy) - develop(raw)
+        if self.smooth_max > 0:
+            delta = _blur(delta, self.smooth_max * float(u[4]))
+        y = (x + delta).clamp(0, 1)
         if self.jpeg is not None:
             quality = int(self.jpeg[0] + int(u[3] * (self.jpeg[1] - self.jpeg[0] + 1)))
             y = _jpeg(y, min(quality, self.jpeg[1]))
@@ -152,6 +162,21 @@ def _demosaic(raw: Tensor) -> Tensor:
     num = F.conv2d(F.pad(full[:, None], (1, 1, 1, 1), mode="reflect"), k)[:, 0]
     den = F.conv2d(F.pad(have[:, None], (1, 1, 1, 1), mode="reflect"), k)[:, 0]
     return torch.where(have > 0, full, num / den.clamp_min(1e-12))
+
+
+def _blur(x: Tensor, std: float) -> Tensor:
+    """``x`` [C, H, W] blurred by a Gaussian of ``std`` pixels (reflect padding); below 0.1 px unchanged."""
+    if std < 0.1:
+        return x
+    radius = max(1, math.ceil(3 * std))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / std) ** 2)
+    k = k / k.sum()
+    pad = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    k = k[radius - pad : radius + pad + 1]
+    z = F.pad(x[:, None], (pad, pad, pad, pad), mode="reflect")
+    z = F.conv2d(z, k.reshape(1, 1, 1, -1))
+    return F.conv2d(z, k.reshape(1, 1, -1, 1))[:, 0]
 
 
 def _jpeg(x: Tensor, quality: int) -> Tensor:

@@ -145,12 +145,63 @@ class ComposeNoise:
         return " + ".join(m.describe() for m in self.models)
 
 
-def noisy_batch(noise: NoiseModel, x: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor | None]:
+@dataclass(frozen=True)
+class MixtureNoise:
+    """Each image gets one of ``models``, chosen at random with probabilities ``weights``.
+
+    For training one network on several kinds of noise (camera noise and white Gaussian
+    noise, say). ``weights`` need not sum to 1 (they are normalised); ``None``: equal.
+    """
+
+    models: tuple[NoiseModel, ...]
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check(len(self.models) >= 1, "a noise mixture needs at least one model")
+        if self.weights is not None:
+            _check(len(self.weights) == len(self.models), f"noise mixture: {len(self.models)} models but {len(self.weights)} weights")
+            _check(all(math.isfinite(w) and w >= 0 for w in self.weights) and sum(self.weights) > 0,
+                   f"noise mixture weights must be >= 0 with a positive sum (got {list(self.weights)})")
+
+    def apply(self, x: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``(y, sigma)``: ``sigma`` [B] is each image's level: the drawn one for Gaussian noise,
+        else the standard deviation of ``y - x`` (on [0, 1])."""
+        w = torch.tensor(self.weights if self.weights is not None else [1.0] * len(self.models), dtype=torch.float64)
+        choice = torch.multinomial(w, x.shape[0], replacement=True, generator=_cpu(generator)).to(x.device)
+        y, sigma = x.clone(), torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for k, model in enumerate(self.models):
+            idx = torch.nonzero(choice == k).flatten()
+            if idx.numel() == 0:
+                continue
+            part = x.index_select(0, idx)
+            y_k, s_k = noisy_batch(model, part, generator)
+            if s_k is None:
+                s_k = (y_k - part).flatten(1).std(dim=1)
+            y[idx], sigma[idx] = y_k, s_k.to(x.dtype)
+        return y, sigma
+
+    def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.apply(x, generator=generator)[0]
+
+    def describe(self) -> str:
+        w = self.weights if self.weights is not None else [1.0] * len(self.models)
+        total = sum(w)
+        return "mixture of " + ", ".join(f"{m.describe()} ({100 * p / total:.0f}%)" for m, p in zip(self.models, w))
+
+
+def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
+    """``generator`` for CPU-side draws (the choice of component): itself when it is a CPU one."""
+    if generator is None or generator.device.type == "cpu":
+        return generator
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)))
+
+
+def noisy_batch(noise: NoiseModel, x: Tensor, g: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
     """``(y, sigma)`` for clean ``x`` [B, C, H, W], drawing from ``g``.
 
-    ``sigma`` is the per-image level ``[B]`` for :class:`GaussianNoise` (what a model that
-    reads the level is told), else ``None``.
+    ``sigma`` is the per-image level ``[B]`` for :class:`GaussianNoise` and
+    :class:`MixtureNoise` (what a model that reads the level is told), else ``None``.
     """
-    if isinstance(noise, GaussianNoise):
+    if isinstance(noise, (GaussianNoise, MixtureNoise)):
         return noise.apply(x, generator=g)
     return noise(x, generator=g), None

@@ -33,6 +33,7 @@ class PretrainedWeights:
     task: str  # "fashion-mnist" (28x28 gray, sigma 0.2 clipped) or "photo" (blind Gaussian)
     default_for_photos: bool
     description: str
+    noise: str = "gaussian"  # what it was trained for: "gaussian" (white, level given) or "camera" (real photos)
 
     @property
     def path(self) -> Path:
@@ -80,11 +81,19 @@ def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> Denoise
     return model.eval()
 
 
-def default_pretrained(channels: int) -> str:
-    """The shipped photo denoiser for gray (1) or color (3) images."""
-    for name in list_pretrained():
-        w = _index()[name]
-        if w.default_for_photos and w.channels == channels:
-            return name
+NOISE_KINDS = ("camera", "gaussian")
+"""What a photo default is chosen for: real camera noise, or white Gaussian noise of a given level."""
+
+
+def default_pretrained(channels: int, *, noise: str = "gaussian") -> str:
+    """The shipped photo denoiser for gray (1) or color (3) images with ``noise`` ("camera" or "gaussian").
+
+    Where no default for ``noise`` is shipped for that channel count, the other kind's default is used.
+    """
+    if noise not in NOISE_KINDS:
+        raise ConfigError(f"unknown noise kind {noise!r}; choose one of: {', '.join(NOISE_KINDS)}")
+    candidates = [n for n in list_pretrained() if _index()[n].default_for_photos and _index()[n].channels == channels]
+    for name in sorted(candidates, key=lambda n: _index()[n].noise != noise):
+        return name
     kind = "gray" if channels == 1 else "color"
     raise ConfigError(f"no default {kind} denoiser is shipped with this installation; pass --model (a checkpoint or a method)")

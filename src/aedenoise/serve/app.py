@@ -70,7 +70,7 @@ class _Server:
         self.lock = threading.Lock()
         self.admitted = 0  # running + waiting
         self.models: dict[str, Denoiser] = {}
-        self.defaults: dict[int, Denoiser] = {}
+        self.defaults: dict[tuple[int, str], Denoiser] = {}
         self.catalog = self._catalog()
 
     def _catalog(self) -> list[dict[str, object]]:
@@ -104,11 +104,14 @@ class _Server:
             if row["kind"] == "learned":
                 self.model(str(row["name"]))
         for channels in (1, 3):
-            try:
-                spec = default_model_for(channels)
-            except ConfigError:
-                continue  # none shipped for that kind of image
-            self.defaults[channels] = self.models.get(spec) or load_denoiser(spec, backend=self.settings.backend)
+            for noise in ("camera", "gaussian"):  # run_jobs' keys: auto -> camera, a level -> gaussian
+                try:
+                    spec = default_model_for(channels, noise=noise)
+                except ConfigError:
+                    continue  # none shipped for that kind of image
+                if spec not in self.models:
+                    self.models[spec] = load_denoiser(spec, backend=self.settings.backend)
+                self.defaults[(channels, noise)] = self.models[spec]
 
     def admit(self) -> bool:
         with self.lock:

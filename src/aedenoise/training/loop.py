@@ -39,6 +39,7 @@ from aedenoise.models import Denoiser, create_model, load_checkpoint, model_entr
 from aedenoise.models.conv_ae_choice import best_conv_ae
 from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
 from aedenoise.noise import noisy_batch
+from aedenoise.pretrained import list_pretrained, pretrained_weights
 from aedenoise.report.run import Examples, write_run_report
 from aedenoise.training.distributed import Runtime, barrier, init_runtime, shutdown
 from aedenoise.training.greedy import greedy_pretrain
@@ -84,13 +85,32 @@ def build_model(config: TrainConfig, channels: int) -> Denoiser:
     return create_model(config.model.name, **args)
 
 
-def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
-    """Load the weights of checkpoint ``path`` into ``model``; the architectures must match exactly."""
+def init_from_checkpoint(model: nn.Module, source: str | os.PathLike[str]) -> None:
+    """Load the weights of ``source`` (a checkpoint file, or the name of shipped weights) into ``model``.
+
+    The architectures must match, with one exception: a blind ``unet`` (``noise_map=False``)
+    may start from the same ``unet`` with a noise-level map; the head's weights for the map
+    channel are dropped, which is that network told ``sigma = 0``.
+    """
+    path = Path(source)
+    if not path.is_file() and os.fspath(source) in list_pretrained():
+        path = pretrained_weights(os.fspath(source)).path
     ckpt = load_checkpoint(path, map_location="cpu")
     mine, theirs = getattr(model, "arch", None), ckpt.model.arch
-    if mine != theirs:
-        raise ConfigError(f"init_weights {path}: architecture {theirs} does not match the configured model {mine}")
-    model.load_state_dict(ckpt.model.state_dict())  # copies into the model's own tensors (any device)
+    state = ckpt.model.state_dict()
+    if mine is not None and theirs is not None and _map_to_blind(theirs, mine):
+        state["head.weight"] = state["head.weight"][:, : mine["args"]["in_channels"]]
+    elif mine != theirs:
+        raise ConfigError(f"init_weights {source}: architecture {theirs} does not match the configured model {mine}")
+    model.load_state_dict(state)  # copies into the model's own tensors (any device)
+
+
+def _map_to_blind(source: dict, target: dict) -> bool:
+    """Whether ``target`` is ``source``, a ``unet`` with a noise map, made blind (``noise_map=False``)."""
+    if source.get("name") != "unet" or target.get("name") != "unet":
+        return False
+    src, dst = dict(source.get("args", {})), dict(target.get("args", {}))
+    return src.pop("noise_map", True) is True and dst.pop("noise_map", True) is False and src == dst
 
 
 def random_hflip(x: Tensor, g: torch.Generator) -> Tensor:
