@@ -219,7 +219,11 @@ def test_auto_picks_the_camera_default_on_paired_and_gaussian_on_clean(
     assert asked == [(3, "camera"), (3, "gaussian")]
     assert {(r["dataset"], r["method"], r["weights"]) for r in result.records()} == {
         ("Real", "noisy", None), ("Real", "auto", "toy-color"), ("Clean", "auto", "toy-color")}
-    assert auto.for_channels(3, noise="camera") is auto.for_channels(3, noise="gaussian")  # loaded once
+    camera, gaussian = auto.for_channels(3, noise="camera"), auto.for_channels(3, noise="gaussian")
+    assert camera.denoiser is gaussian.denoiser  # loaded once
+    # The camera preset tells a Gaussian-noise default at least CAMERA_MIN_SIGMA (its own cache key).
+    assert camera.min_sigma == selection.CAMERA_MIN_SIGMA[3] and gaussian.min_sigma == 0
+    assert camera.key != gaussian.key
     assert len(asked) == 2  # cached per (channels, noise)
 
 

@@ -293,3 +293,27 @@ def test_photos_get_the_camera_default_and_a_given_level_the_gaussian_one(tmp_pa
     run_jobs([Job(tmp_path / "photo.png", tmp_path / "j1.png")], sigma="auto", default_models=cache)
     run_jobs([Job(tmp_path / "photo.png", tmp_path / "j2.png")], sigma=0.1, default_models=cache)
     assert sorted(cache) == [(3, "camera"), (3, "gaussian")]
+
+
+def test_the_camera_preset_tells_a_gaussian_default_at_least_its_floor(tmp_path: Path, monkeypatch) -> None:
+    """Real camera noise hides from the white-noise estimator: with no camera model shipped, the
+    Gaussian default is told at least CAMERA_MIN_SIGMA on photos (auto); never with a level given."""
+    from aedenoise.denoising.selection import CAMERA_MIN_SIGMA
+    from aedenoise.noise.level import estimate_sigma
+    from aedenoise.pretrained import load_pretrained
+
+    from fake_pretrained import install
+
+    install(monkeypatch, tmp_path / "weights")  # no camera model: toy-color (reads sigma) serves photos
+    ramp = torch.linspace(0.2, 0.8, 48).reshape(1, 1, 48).expand(3, 40, 48).contiguous()  # smooth: estimate ~0
+    write_image(tmp_path / "smooth.png", ramp)
+    y = read_image(tmp_path / "smooth.png").data
+    assert float(estimate_sigma(y[None])[0]) < CAMERA_MIN_SIGMA[3]
+    model = load_pretrained("toy-color")
+    for i, (options, level) in enumerate((((), CAMERA_MIN_SIGMA[3]),
+                                          (("--noise", "gaussian"), float(estimate_sigma(y[None])[0])),
+                                          (("--sigma", "3"), 3 / 255))):
+        out = tmp_path / f"o{i}.png"
+        assert _run(tmp_path / "smooth.png", "-o", out, *options) == 0
+        expected = denoise_image(model, y, sigma=level)
+        assert (read_image(out).data - expected).abs().max() <= 0.5 / 255 + 1e-6, options

@@ -34,13 +34,16 @@ class Method:
     """A denoiser under test: ``name`` is shown in tables, ``key`` identifies it in the cache.
 
     ``weights``: the name of the shipped weights it runs (:mod:`aedenoise.pretrained`),
-    ``None`` for classical methods and checkpoint files.
+    ``None`` for classical methods and checkpoint files. ``min_sigma``: on real noise with
+    ``--sigma auto``, the least level it is told (``[0, 1]``; the camera preset of ``auto``,
+    :data:`aedenoise.denoising.selection.CAMERA_MIN_SIGMA`; 0 for every other method).
     """
 
     name: str
     denoiser: Denoiser
     key: str
     weights: str | None = None
+    min_sigma: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,11 @@ class AutoMethod:
             # looked up here: the one hook for defaults
             weights = selection.default_model_for(channels, noise=noise)
             same = next((m for m in self._loaded.values() if m.weights == weights), None)
-            if same is None:
-                denoiser = selection.load_denoiser(weights, device=self.device)
-                same = Method(self.name, denoiser, method_key(self.name, denoiser), weights=weights)
-            self._loaded[(channels, noise)] = same
+            denoiser = same.denoiser if same is not None else selection.load_denoiser(weights, device=self.device)
+            floor = selection.camera_min_sigma(denoiser, channels, noise)
+            key = same.key if same is not None else method_key(self.name, denoiser)
+            key = key.split("+")[0] + (f"+min{floor * 255:g}" if floor else "")
+            self._loaded[(channels, noise)] = Method(self.name, denoiser, key, weights=weights, min_sigma=floor)
         return self._loaded[(channels, noise)]
 
 

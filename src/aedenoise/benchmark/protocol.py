@@ -204,7 +204,9 @@ class _Run:
             out["real_noise"] = ("paired folders (noisy/ and clean/, same file names): the noisy image is scored as "
                                  "it is, no noise added (sigma 'real'); methods are told sigma_given: 'auto' = "
                                  "aedenoise.noise.estimate_sigma on a central crop of at most 512 px, as 'aedenoise "
-                                 "denoise --sigma auto' (outside the timed call), or a given 0-255 level / 255")
+                                 "denoise --sigma auto' (outside the timed call; method auto, the camera preset, is "
+                                 "told at least aedenoise.denoising.selection.CAMERA_MIN_SIGMA), or a given 0-255 "
+                                 "level / 255")
         return out
 
     def level(self, m: Method, dataset: str, image: str, y: Tensor, sigma: Level, given: Level) -> float | None:
@@ -216,7 +218,8 @@ class _Run:
         key = (dataset, image)
         if key not in self.estimates:  # one estimate per image, shared by every method
             self.estimates[key] = resolve_sigma(m.denoiser, y[0], AUTO_SIGMA)
-        return self.estimates[key]
+        estimate = self.estimates[key]
+        return None if estimate is None else max(estimate, m.min_sigma)
 
 
 def _run_group(

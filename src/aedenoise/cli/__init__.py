@@ -17,7 +17,7 @@ from importlib import import_module
 from aedenoise.errors import AedenoiseError
 from aedenoise.version import __version__
 
-COMMANDS = ("train", "evaluate", "denoise", "report", "models", "demo", "export", "serve")
+COMMANDS = ("train", "adapt", "evaluate", "denoise", "report", "models", "demo", "export", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

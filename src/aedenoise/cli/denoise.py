@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Denoise image files of any size, tile by tile. Inputs are never overwritten; outputs are "
         "written atomically. Exit status: 0 all written, 1 some file failed, 2 usage error.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (their images) or glob patterns")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (their images) or glob patterns; "
+                   "a multi-page TIFF is denoised page by page into one multi-page TIFF")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output folder (created), or an output file name for a single input; default: "
                    "<stem>.denoised<ext> beside each input")
@@ -139,8 +140,11 @@ def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
 
     def report(r: FileResult) -> None:
         if r.status == "written":
-            level = f", sigma {r.sigma * 255:.1f}" if r.sigma is not None and sigma == "auto" else ""
-            print(f"{r.input} -> {r.output} ({r.seconds:.2f} s{level})", flush=True)
+            pages = f"{r.pages} pages, " if r.pages > 1 else ""
+            level = ""
+            if r.sigma is not None and sigma == "auto":
+                level = f", sigma {r.sigma * 255:.1f}" + (" (mean over the pages)" if r.pages > 1 else "")
+            print(f"{r.input} -> {r.output} ({pages}{r.seconds:.2f} s{level})", flush=True)
         elif r.status == "skipped":
             print(f"{r.input} -> {r.output} (skipped: output exists)", flush=True)
         else:
@@ -162,7 +166,9 @@ def _process(args: argparse.Namespace, device, jobs, model, sigma) -> int:
                            overwrite=args.overwrite, progress=progress, on_result=report, backend=args.backend,
                            noise=args.noise)
     n_w, n_s, n_f = len(summary.written), len(summary.skipped), len(summary.failed)
-    print(f"done: {n_w} written, {n_s} skipped, {n_f} failed, of {len(jobs)} in {summary.seconds:.1f} s")
+    stacks = [r.pages for r in summary.written if r.pages > 1]
+    pages = f" ({len(stacks)} multi-page, {sum(stacks)} pages)" if stacks else ""
+    print(f"done: {n_w} written{pages}, {n_s} skipped, {n_f} failed, of {len(jobs)} in {summary.seconds:.1f} s")
     if n_f:
         print(f"failed files: {', '.join(str(r.input) for r in summary.failed)}", file=sys.stderr)
         return 1

@@ -1,7 +1,9 @@
-"""Training data: Fashion-MNIST idx files, image folders cut into patches, and what the loop consumes.
+"""Training data: Fashion-MNIST idx files, image folders cut into patches, noisy images, and what the loop consumes.
 
 ``fashion_mnist.py`` finds, verifies and downloads the idx files; ``images.py`` reads
-image folders into patch sets; ``sources.py`` is the ``TrainingData`` protocol. Import
-the submodules directly; this package imports nothing heavy. May import: config, io and
-the top-level shared modules.
+image folders into patch sets; ``noisy.py`` patch sets of noisy images (no clean image,
+or one fixed noisy copy of clean ones) for self-supervised training and ``aedenoise
+adapt``; ``sources.py`` is the ``TrainingData`` protocol. Import the submodules directly;
+this package imports nothing heavy. May import: config, io, noise and the top-level
+shared modules.
 """

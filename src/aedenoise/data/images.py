@@ -35,8 +35,8 @@ from aedenoise.io import IMAGE_SUFFIXES, is_image_path, read_image, to_channels
 
 DATA_ENV = "AEDENOISE_DATA"
 DEFAULT_DATA_ROOT = "../shared/data"
-_DATA_STREAM = 104_729  # offsets the data seed from the noise seed, so their random streams differ
-_VAL_STREAM = 7_368_787
+DATA_STREAM = 104_729  # offsets the data seed from the noise seed, so their random streams differ
+VAL_STREAM = 7_368_787
 _COLOR_STREAM = 2_750_159
 SATURATION_RANGE = (0.5, 1.6)
 """``data.color_jitter``: each patch's saturation is scaled by a factor drawn uniformly from this range."""
@@ -68,29 +68,29 @@ def image_folder_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class _Store:
-    """Images of one set, flattened into one uint8 buffer (on one device)."""
+class ImageStore:
+    """Images of one set, flattened into one buffer (on one device): uint8 (clean 8-bit images) or float32 (noisy ones)."""
 
-    pixels: Tensor  # [sum of C*H*W] uint8
+    pixels: Tensor  # [sum of C*H*W] uint8 or float32
     offsets: Tensor  # [N] int64, start of each image in ``pixels``
     heights: Tensor  # [N] int64
     widths: Tensor  # [N] int64
 
     @staticmethod
-    def build(images: list[Tensor]) -> "_Store":
+    def build(images: list[Tensor]) -> "ImageStore":
         sizes = torch.tensor([im.numel() for im in images], dtype=torch.int64)
-        return _Store(
+        return ImageStore(
             pixels=torch.cat([im.reshape(-1) for im in images]),
             offsets=torch.cumsum(sizes, 0) - sizes,
             heights=torch.tensor([im.shape[1] for im in images], dtype=torch.int64),
             widths=torch.tensor([im.shape[2] for im in images], dtype=torch.int64),
         )
 
-    def to(self, device: torch.device | str) -> "_Store":
-        return _Store(*(t.to(device) for t in (self.pixels, self.offsets, self.heights, self.widths)))
+    def to(self, device: torch.device | str) -> "ImageStore":
+        return ImageStore(*(t.to(device) for t in (self.pixels, self.offsets, self.heights, self.widths)))
 
 
-def draw_crops(store: _Store, count: int, patch_size: int, *, generator: torch.Generator, augment: bool) -> Tensor:
+def draw_crops(store: ImageStore, count: int, patch_size: int, *, generator: torch.Generator, augment: bool) -> Tensor:
     """``count`` random crops ``[count, 4]`` int64: (image, top, left, transform 0-7).
 
     Images are chosen with probability proportional to their number of crop
@@ -105,8 +105,11 @@ def draw_crops(store: _Store, count: int, patch_size: int, *, generator: torch.G
     return torch.stack([image, top, left, transform], dim=1)
 
 
-def cut_patches(store: _Store, crops: Tensor, patch_size: int, channels: int) -> Tensor:
-    """Gather ``crops`` ([B, 4], see :func:`draw_crops`) from ``store``: float32 ``[B, C, P, P]`` in [0, 1].
+def cut_patches(store: ImageStore, crops: Tensor, patch_size: int, channels: int) -> Tensor:
+    """Gather ``crops`` ([B, 4], see :func:`draw_crops`) from ``store``: float32 ``[B, C, P, P]``.
+
+    A uint8 store gives values in [0, 1] (divided by 255); a float32 store its values as
+    stored (noisy images may leave [0, 1]).
 
     Transform bits: 1 flips rows, 2 flips columns, 4 transposes (applied first); the
     8 combinations are the 8 symmetries of the square. Runs on ``store``'s device.
@@ -125,7 +128,8 @@ def cut_patches(store: _Store, crops: Tensor, patch_size: int, channels: int) ->
     spatial = store.offsets[image] + (top + rr) * width + (left + cc)  # [B, P, P]
     plane = (store.heights[image] * width).unsqueeze(1)  # [B, 1, 1, 1]
     index = spatial.unsqueeze(1) + torch.arange(channels, device=dev).reshape(1, -1, 1, 1) * plane
-    return torch.take(store.pixels, index).float().div_(255)
+    patches = torch.take(store.pixels, index)
+    return patches.float().div_(255) if patches.dtype == torch.uint8 else patches
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,9 @@ class PatchData:
     val_x: Tensor
     train_files: tuple[Path, ...]
     val_files: tuple[Path, ...]
-    store: _Store = field(repr=False)
+    store: ImageStore = field(repr=False)
     color_jitter: bool = False
-    _on_device: dict[str, _Store] = field(default_factory=dict, repr=False, compare=False)
+    _on_device: dict[str, ImageStore] = field(default_factory=dict, repr=False, compare=False)
 
     def batches_per_epoch(self, batch_size: int, *, drop_last: bool) -> int:
         n = self.patches_per_epoch
@@ -154,7 +158,7 @@ class PatchData:
 
     def epoch_crops(self, epoch: int, *, seed: int) -> Tensor:
         """The epoch's crops ``[patches_per_epoch, 4]`` (image, top, left, transform)."""
-        g = epoch_generator(seed + _DATA_STREAM, epoch)
+        g = epoch_generator(seed + DATA_STREAM, epoch)
         return draw_crops(self.store, self.patches_per_epoch, self.patch_size, generator=g, augment=True)
 
     def epoch_batches(
@@ -174,7 +178,7 @@ class PatchData:
             raise ValueError(f"patches_per_epoch must be >= 1 (got {n})")
         return replace(self, patches_per_epoch=n, _on_device=self._on_device)
 
-    def _store_on(self, device: torch.device) -> _Store:
+    def _store_on(self, device: torch.device) -> ImageStore:
         if device.type == "cpu":
             return self.store
         if device.type == "cuda" and device.index is None:
@@ -231,6 +235,31 @@ def held_out_count(n_images: int) -> int:
     return min(16, max(1, n_images // 50))
 
 
+def load_split(data: DataConfig, *, seed: int) -> tuple[list[tuple[int, Path, Tensor]], list[tuple[int, Path, Tensor]]]:
+    """The images of ``data.train_dirs`` as ``(index, file, uint8 [C, H, W])``, split into (train, held out).
+
+    ``index`` is the file's position in the sorted list of every file read. Images smaller
+    than ``patch_size`` are skipped; :func:`held_out_count` whole images, chosen by ``seed``,
+    are held out. Raises :class:`DataError` for a missing or empty folder, or fewer than 2
+    usable images.
+    """
+    p = data.patch_size
+    files = [f for d in data.train_dirs for f in image_folder_files(resolve_train_dir(d))]
+    images = load_images(files, data.channels)
+    usable = [(i, f, im) for i, (f, im) in enumerate(zip(files, images)) if im.shape[1] >= p and im.shape[2] >= p]
+    if len(usable) < 2:
+        raise DataError(f"{', '.join(map(str, data.train_dirs))}: {len(usable)} image(s) of at least {p}x{p} pixels; "
+                        f"need 2 or more (one is held out for validation): add images or lower data.patch_size")
+    order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(seed + VAL_STREAM)).tolist()
+    val_set = set(order[:held_out_count(len(usable))])
+    return [usable[i] for i in range(len(usable)) if i not in val_set], [usable[i] for i in sorted(val_set)]
+
+
+def validation_crops(store: ImageStore, count: int, patch_size: int, *, seed: int) -> Tensor:
+    """The fixed validation crops ``[count, 4]`` of the held-out images (no augmentation), from ``seed``."""
+    return draw_crops(store, count, patch_size, generator=torch.Generator().manual_seed(seed + VAL_STREAM), augment=False)
+
+
 def patch_training_data(data: DataConfig, *, seed: int) -> PatchData:
     """Patch data for ``data`` (kind ``image_folder``); the held-out images depend on ``seed``.
 
@@ -238,28 +267,17 @@ def patch_training_data(data: DataConfig, *, seed: int) -> PatchData:
     :class:`DataError` for a missing or empty folder, or fewer than 2 usable images.
     """
     p = data.patch_size
-    files = [f for d in data.train_dirs for f in image_folder_files(resolve_train_dir(d))]
-    images = load_images(files, data.channels)
-    usable = [(f, im) for f, im in zip(files, images) if im.shape[1] >= p and im.shape[2] >= p]
-    if len(usable) < 2:
-        raise DataError(f"{', '.join(map(str, data.train_dirs))}: {len(usable)} image(s) of at least {p}x{p} pixels; "
-                        f"need 2 or more (one is held out for validation): add images or lower data.patch_size")
-    order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(seed + _VAL_STREAM)).tolist()
-    n_val = held_out_count(len(usable))
-    val_set = set(order[:n_val])
-    train = [usable[i] for i in range(len(usable)) if i not in val_set]
-    held = [usable[i] for i in sorted(val_set)]
-    val_store = _Store.build([im for _, im in held])
-    g = torch.Generator().manual_seed(seed + _VAL_STREAM)
-    val_crops = draw_crops(val_store, data.val_count, p, generator=g, augment=False)
-    train_images = [im for factor in dict.fromkeys(data.scales) for im in resized([im for _, im in train], factor)]
+    train, held = load_split(data, seed=seed)
+    val_store = ImageStore.build([im for _, _, im in held])
+    val_crops = validation_crops(val_store, data.val_count, p, seed=seed)
+    train_images = [im for factor in dict.fromkeys(data.scales) for im in resized([im for _, _, im in train], factor)]
     return PatchData(
         channels=data.channels,
         patch_size=p,
         patches_per_epoch=data.patches_per_epoch,
         val_x=cut_patches(val_store, val_crops, p, data.channels),
-        train_files=tuple(f for f, _ in train),
-        val_files=tuple(f for f, _ in held),
-        store=_Store.build([im for im in train_images if im.shape[1] >= p and im.shape[2] >= p]),
+        train_files=tuple(f for _, f, _ in train),
+        val_files=tuple(f for _, f, _ in held),
+        store=ImageStore.build([im for im in train_images if im.shape[1] >= p and im.shape[2] >= p]),
         color_jitter=data.color_jitter,
     )

@@ -6,7 +6,10 @@ work) where each result goes, :func:`run_jobs` denoises them one by one;
 existing output only with ``overwrite``, every output is written atomically, and a bad
 file is reported and skipped while the others go on. The per-image work is
 :mod:`aedenoise.denoising.image` (sigma, channels, tiling); the model for each image,
-when none is given, :func:`aedenoise.denoising.selection.default_model_for`.
+when none is given, :func:`aedenoise.denoising.selection.default_model_for`. A multi-page
+TIFF (a z-stack, a time series) is denoised page by page into one multi-page TIFF,
+streamed: one page in and one page out in memory at a time
+(:func:`aedenoise.io.read_pages`, :class:`aedenoise.io.TiffPageWriter`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,23 @@ from typing import Callable, Literal, Sequence
 import torch
 
 import aedenoise.denoising.selection as selection
+from torch import Tensor
+
 from aedenoise.denoising.image import Sigma, denoise_image, resolve_sigma
-from aedenoise.errors import AedenoiseError, ConfigError
-from aedenoise.io import FORMATS_16BIT, IMAGE_SUFFIXES, format_for_path, is_image_path, read_image, write_image
+from aedenoise.errors import AedenoiseError, ConfigError, DataError
+from aedenoise.io import (
+    FORMATS_16BIT,
+    IMAGE_SUFFIXES,
+    ImageFile,
+    TiffPageWriter,
+    format_for_path,
+    is_image_path,
+    needs_bigtiff,
+    page_count,
+    read_image,
+    read_pages,
+    write_image,
+)
 from aedenoise.models import Denoiser
 
 DENOISED_TAG = ".denoised"
@@ -41,14 +58,20 @@ class Job:
 
 @dataclass(frozen=True)
 class FileResult:
-    """What happened to one input: ``status`` is "written", "skipped" or "failed" (``message`` says why)."""
+    """What happened to one input: ``status`` is "written", "skipped" or "failed" (``message`` says why).
+
+    ``sigma``: the ``[0, 1]``-scale noise level used, if the model reads one (for a
+    multi-page TIFF, the mean over its pages: ``"auto"`` estimates it per page).
+    ``pages``: the pages written (a multi-page TIFF), else 1.
+    """
 
     input: Path
     output: Path
     status: Literal["written", "skipped", "failed"]
     seconds: float = 0.0
     message: str = ""
-    sigma: float | None = None  # the [0, 1]-scale noise level used, if the model reads one
+    sigma: float | None = None
+    pages: int = 1
 
 
 @dataclass(frozen=True)
@@ -219,14 +242,35 @@ def run_jobs(
     channels and ``noise`` (``"camera"`` or ``"gaussian"``; ``None``:
     :func:`~aedenoise.denoising.selection.photo_noise` of ``sigma``), loaded once per
     ``(channels, noise)`` on ``backend`` and kept in ``default_models`` when given, so that a
-    long-lived caller loads each only once. ``max_pixels``: the
-    decompression-bomb limit of :func:`aedenoise.io.read_image`.
+    long-lived caller loads each only once. With camera noise and ``sigma="auto"`` a default
+    that takes a level is given at least :data:`~aedenoise.denoising.selection.CAMERA_MIN_SIGMA`. ``max_pixels``: the
+    decompression-bomb limit of :func:`aedenoise.io.read_image` (per page of a stack).
     ``sigma``: ``[0, 1]`` scale, ``"auto"`` or ``None``. ``bit_depth``: 8 or 16, default
     the input's (8 where the output format has no 16-bit). Alpha and the color profile
     are kept. ``on_result`` is called after each file.
+
+    A multi-page TIFF input (:func:`aedenoise.io.page_count` > 1) needs a TIFF output: each
+    page is read, denoised (its own model choice, sigma and tiles, as a one-page file) and
+    appended to the output before the next is read; the output appears under its name
+    only once every page is written, so a failing page fails the file and leaves nothing.
     """
     models: dict[tuple[int, str], Denoiser] = {} if default_models is None else default_models
     kind = noise or selection.photo_noise(sigma)
+
+    def denoise(image: ImageFile) -> tuple[Tensor, float | None]:
+        den, floor = model, 0.0
+        if den is None:
+            key = (image.channels, kind)
+            if key not in models:
+                spec = selection.default_model_for(image.channels, noise=kind)  # looked up here: the one hook
+                models[key] = selection.load_denoiser(spec, device=device, backend=backend)
+            den = models[key]
+            floor = selection.camera_min_sigma(den, image.channels, kind)
+        s = resolve_sigma(den, image.data, sigma, min_sigma=floor)
+        x_hat = denoise_image(den, image.data, sigma=s, tile=tile, overlap=overlap, batch_size=batch_size,
+                              device=device, progress=progress)
+        return x_hat, s
+
     protect = [job.input for job in jobs]
     results = []
     start = time.perf_counter()
@@ -236,23 +280,14 @@ def run_jobs(
             result = FileResult(job.input, job.output, "skipped", message="output exists")
         else:
             try:
-                image = read_image(job.input, max_pixels=max_pixels)
-                den = model
-                if den is None:
-                    key = (image.channels, kind)
-                    if key not in models:
-                        spec = selection.default_model_for(image.channels, noise=kind)  # looked up here: the one hook
-                        models[key] = selection.load_denoiser(spec, device=device, backend=backend)
-                    den = models[key]
-                s = resolve_sigma(den, image.data, sigma)
-                x_hat = denoise_image(den, image.data, sigma=s, tile=tile, overlap=overlap,
-                                                batch_size=batch_size, device=device, progress=progress)
-                depth = bit_depth or (image.bit_depth if format_for_path(job.output) in FORMATS_16BIT else 8)
-                alpha, icc = image.alpha, image.icc_profile
-                del image  # free the input pixels before encoding (peak memory of large images)
-                write_image(job.output, x_hat, alpha=alpha, bit_depth=depth, overwrite=overwrite, protect=protect,
-                            icc_profile=icc)
-                result = FileResult(job.input, job.output, "written", time.perf_counter() - t0, sigma=s)
+                pages = page_count(job.input)
+                if pages > 1:
+                    s = _denoise_stack(job, pages, denoise, bit_depth=bit_depth, overwrite=overwrite,
+                                       protect=protect, max_pixels=max_pixels)
+                else:
+                    s = _denoise_file(job, denoise, bit_depth=bit_depth, overwrite=overwrite, protect=protect,
+                                      max_pixels=max_pixels)
+                result = FileResult(job.input, job.output, "written", time.perf_counter() - t0, sigma=s, pages=pages)
             except _failure_types() as err:
                 message = str(err) or type(err).__name__
                 if isinstance(err, OSError) and not isinstance(err, AedenoiseError):
@@ -262,6 +297,43 @@ def run_jobs(
         if on_result is not None:
             on_result(result)
     return DenoiseSummary(tuple(results), time.perf_counter() - start)
+
+
+_Denoise = Callable[[ImageFile], tuple[Tensor, float | None]]
+"""One image's data to ``(x_hat, sigma used)``: the model choice, sigma and tiling of :func:`run_jobs`."""
+
+
+def _denoise_file(job: Job, denoise: _Denoise, *, bit_depth: int | None, overwrite: bool, protect: list[Path],
+                  max_pixels: int | None) -> float | None:
+    """One image file; returns the noise level used."""
+    image = read_image(job.input, max_pixels=max_pixels)
+    x_hat, s = denoise(image)
+    depth = bit_depth or (image.bit_depth if format_for_path(job.output) in FORMATS_16BIT else 8)
+    alpha, icc = image.alpha, image.icc_profile
+    del image  # free the input pixels before encoding (peak memory of large images)
+    write_image(job.output, x_hat, alpha=alpha, bit_depth=depth, overwrite=overwrite, protect=protect,
+                icc_profile=icc)
+    return s
+
+
+def _denoise_stack(job: Job, pages: int, denoise: _Denoise, *, bit_depth: int | None, overwrite: bool,
+                   protect: list[Path], max_pixels: int | None) -> float | None:
+    """A multi-page TIFF, page by page into one multi-page TIFF; returns the mean noise level used."""
+    if format_for_path(job.output) != "TIFF":
+        raise DataError(f"{job.input}: a TIFF of {pages} pages, but its output {job.output.name} holds one "
+                        f"image; name a .tif output")
+    levels: list[float | None] = []
+    bigtiff = needs_bigtiff(job.input, bit_depth=bit_depth)
+    with TiffPageWriter(job.output, overwrite=overwrite, protect=protect, bigtiff=bigtiff) as out:
+        for image in read_pages(job.input, max_pixels=max_pixels):
+            x_hat, s = denoise(image)
+            alpha, icc, depth = image.alpha, image.icc_profile, bit_depth or image.bit_depth
+            del image  # as for one file: the input page is freed before the output page is encoded
+            out.write(x_hat, alpha=alpha, bit_depth=depth, icc_profile=icc)
+            del x_hat, alpha  # ... and the output page before the next input page is decoded
+            levels.append(s)
+    used = [level for level in levels if level is not None]
+    return sum(used) / len(used) if used else None
 
 
 def denoise_files(

@@ -27,8 +27,6 @@ AUTO_SIGMA_CROP = 512
 """``sigma="auto"`` estimates the noise level on a central crop of at most this side."""
 
 
-
-
 def check_sigma(sigma: float) -> float:
     """``sigma`` as a float if it is a valid noise level on the ``[0, 1]`` scale."""
     value = float(sigma)
@@ -37,13 +35,15 @@ def check_sigma(sigma: float) -> float:
     return value
 
 
-def resolve_sigma(model: Denoiser, y: Tensor, sigma: Sigma) -> float | None:
+def resolve_sigma(model: Denoiser, y: Tensor, sigma: Sigma, *, min_sigma: float = 0.0) -> float | None:
     """The ``[0, 1]``-scale noise level to pass to ``model`` for image ``y`` ``[C, H, W]``.
 
     ``None`` for a model that ignores sigma. ``"auto"`` estimates it with
     :func:`aedenoise.noise.estimate_sigma` on a central crop (at most
-    :data:`AUTO_SIGMA_CROP` pixels a side). A model that needs sigma and gets ``None``
-    raises :class:`ConfigError`.
+    :data:`AUTO_SIGMA_CROP` pixels a side), and gives at least ``min_sigma`` (the camera
+    preset's floor, :data:`aedenoise.denoising.selection.CAMERA_MIN_SIGMA`; a level given
+    as a number is used as it is). A model that needs sigma and gets ``None`` raises
+    :class:`ConfigError`.
     """
     if not getattr(model, "uses_sigma", False):
         return None
@@ -54,7 +54,7 @@ def resolve_sigma(model: Denoiser, y: Tensor, sigma: Sigma) -> float | None:
         h, w = y.shape[-2:]
         ch, cw = min(h, AUTO_SIGMA_CROP), min(w, AUTO_SIGMA_CROP)
         crop = y[..., (h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
-        return float(estimate_sigma(crop.reshape(1, *crop.shape[-3:]))[0])
+        return max(float(estimate_sigma(crop.reshape(1, *crop.shape[-3:]))[0]), min_sigma)
     return check_sigma(sigma)
 
 

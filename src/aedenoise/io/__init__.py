@@ -2,9 +2,11 @@
 
 ``image_files.py`` reads and writes every supported format as float32 ``[C, H, W]`` in
 ``[0, 1]`` (:func:`read_image`, :func:`write_image`, :class:`ImageFile`), with the
-decompression-bomb guard and atomic writes; ``codecs.py`` holds the non-Pillow codecs
-(pypng, tifffile); ``color.py`` converts CMYK to sRGB through its ICC profile.
-May import only the top-level shared modules (errors, atomic).
+decompression-bomb guard and atomic writes; ``stacks.py`` reads multi-page TIFFs page by
+page (:func:`read_pages`, :func:`page_count`) and writes them one page at a time
+(:class:`TiffPageWriter`); ``pillow_codec.py`` holds the Pillow decoding both use,
+``codecs.py`` the other codecs (pypng, tifffile); ``color.py`` converts CMYK to sRGB
+through its ICC profile. May import only the top-level shared modules (errors, atomic).
 """
 
 from aedenoise.io.color import ColorConversionWarning
@@ -20,6 +22,7 @@ from aedenoise.io.image_files import (
     to_channels,
     write_image,
 )
+from aedenoise.io.stacks import TiffPageWriter, needs_bigtiff, page_count, read_pages
 
 __all__ = [
     "ColorConversionWarning",
@@ -28,9 +31,13 @@ __all__ = [
     "FORMATS_ALPHA",
     "IMAGE_SUFFIXES",
     "ImageFile",
+    "TiffPageWriter",
     "format_for_path",
     "is_image_path",
+    "needs_bigtiff",
+    "page_count",
     "read_image",
+    "read_pages",
     "to_channels",
     "write_image",
 ]

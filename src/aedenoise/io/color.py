@@ -22,15 +22,17 @@ from pathlib import Path
 
 CMYK_INTENT = "relative colorimetric with black-point compensation"
 _NAIVE = "converted with the naive formula; colours may shift"
-_STACKLEVEL = 6  # _naive <- cmyk_to_srgb <- _pillow_pixels <- _read_pillow <- read_image <- its caller
+_STACKLEVEL = 6  # _naive <- cmyk_to_srgb <- pillow_pixels <- read_pillow <- read_image <- its caller
+# (a stack page: ... <- pillow_pixels <- stacks._read_page <- the iterator read_pages returns <- its consumer)
 
 
 class ColorConversionWarning(UserWarning):
     """An image's colors were converted approximately (e.g. CMYK without a usable ICC profile)."""
 
 
-def cmyk_to_srgb(im, src: Path, icc: bytes | None):  # im: PIL.Image.Image in mode CMYK -> one in mode RGB
-    """``im`` converted to sRGB through its ICC profile ``icc``, else naively with a warning naming ``src``."""
+def cmyk_to_srgb(im, src: Path | str, icc: bytes | None):  # im: PIL.Image.Image in mode CMYK -> one in mode RGB
+    """``im`` converted to sRGB through its ICC profile ``icc``, else naively with a warning naming ``src``
+    (the file, or the page of a stack)."""
     if not icc:
         return _naive(im, src, "CMYK without an ICC profile")
     try:
@@ -49,6 +51,6 @@ def cmyk_to_srgb(im, src: Path, icc: bytes | None):  # im: PIL.Image.Image in mo
         return _naive(im, src, f"CMYK with an unusable ICC profile ({type(err).__name__}: {err})")
 
 
-def _naive(im, src: Path, reason: str):
+def _naive(im, src: Path | str, reason: str):
     warnings.warn(f"{src}: {reason}: {_NAIVE}", ColorConversionWarning, stacklevel=_STACKLEVEL)
     return im.convert("RGB")

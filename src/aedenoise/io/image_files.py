@@ -7,12 +7,12 @@ it passes through a denoiser untouched. :func:`write_image` is the inverse;
 
 Decoders, chosen on purpose:
 
-* Pillow: PNG, JPEG, TIFF, BMP, WebP up to 8 bits per sample and 16-bit gray, exactly.
-  Palette -> RGB (RGBA with transparency; the palette colors exactly), 1-bit -> gray
-  {0, 1}, CMYK -> sRGB through its ICC profile (:mod:`aedenoise.io.color`; without a
-  usable one naively, with a warning), YCbCr/HSV -> RGB, a tRNS color key -> alpha,
-  EXIF orientation applied (``ImageOps.exif_transpose``). Loaded fully, so a
-  truncated file is an error (``LOAD_TRUNCATED_IMAGES`` is left alone).
+* Pillow (:mod:`aedenoise.io.pillow_codec`): PNG, JPEG, TIFF, BMP, WebP up to 8 bits per
+  sample and 16-bit gray, exactly. Palette -> RGB (RGBA with transparency; the palette
+  colors exactly), 1-bit -> gray {0, 1}, CMYK -> sRGB through its ICC profile
+  (:mod:`aedenoise.io.color`; without a usable one naively, with a warning), YCbCr/HSV ->
+  RGB, a tRNS color key -> alpha, EXIF orientation applied (``ImageOps.exif_transpose``).
+  Loaded fully, so a truncated file is an error (``LOAD_TRUNCATED_IMAGES`` is left alone).
 * pypng (16-bit PNG with color or alpha, which Pillow reduces to 8 bits) and tifffile
   (TIFF with 16-bit color, gray+alpha or float samples; writing every TIFF): see
   :mod:`aedenoise.io.codecs`, which holds them and why they were chosen.
@@ -23,13 +23,16 @@ header, before decoding. Pillow's own check lives in ``Image.open``, which is by
 by opening the format's plugin class directly; the few plugins that check again (TIFF,
 WebP) cannot be bypassed: their warning is silenced, their error becomes a DataError.
 Every problem with a file raises :class:`~aedenoise.errors.DataError` naming the file.
+
+:func:`read_image` reads the first page of a multi-page TIFF; :mod:`aedenoise.io.stacks`
+reads and writes every page, one at a time, with the steps shared from here
+(:func:`pixel_limit`, :func:`sniff_format`, :func:`image_from_decoded`,
+:func:`check_target`, :func:`quantize`).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -40,19 +43,8 @@ from torch import Tensor
 
 from aedenoise.atomic import atomic_path
 from aedenoise.errors import ConfigError, DataError
-from aedenoise.io.codecs import (
-    MAX_PIXELS_ENV,
-    ORIENTATION_TAG,
-    Decoded,
-    check_pixels,
-    key_to_alpha,
-    orient,
-    read_png16,
-    read_tiff,
-    write_png16,
-    write_tiff,
-)
-from aedenoise.io.color import cmyk_to_srgb
+from aedenoise.io.codecs import MAX_PIXELS_ENV, Decoded, read_tiff, write_png16, write_tiff
+from aedenoise.io.pillow_codec import read_pillow
 
 PathLike = str | os.PathLike[str]
 
@@ -63,16 +55,12 @@ DEFAULT_MAX_PIXELS = 250_000_000
 
 _FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                      ".bmp": "BMP", ".webp": "WEBP"}
-_PILLOW_CLASSES = {"PNG": ("PngImagePlugin", "PngImageFile"), "JPEG": ("JpegImagePlugin", "JpegImageFile"),
-                   "TIFF": ("TiffImagePlugin", "TiffImageFile"), "BMP": ("BmpImagePlugin", "BmpImageFile"),
-                   "WEBP": ("WebPImagePlugin", "WebPImageFile")}
 _SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "JPEG": {"quality": 95, "subsampling": 0},  # 4:4:4: no chroma blur on denoised output
     "WEBP": {"lossless": True, "exact": True},  # exact: keep RGB under transparent pixels
 }
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
           (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"), (b"BM", "BMP"), (b"RIFF", "WEBP"))
-_GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 
 
@@ -86,6 +74,8 @@ class ImageFile:
     samples (write back with it where the format allows). ``format``: "PNG", "JPEG",
     "TIFF", "BMP" or "WEBP", from the content. ``icc_profile``: the embedded color
     profile to write back, or ``None`` (also after a CMYK image was converted to sRGB).
+    ``page``: which page of a multi-page TIFF this is (0-based; 0 for every other file),
+    see :func:`aedenoise.io.read_pages`.
     """
 
     path: Path
@@ -94,6 +84,7 @@ class ImageFile:
     bit_depth: int
     format: str
     icc_profile: bytes | None = None
+    page: int = 0
 
     @property
     def channels(self) -> int:
@@ -147,15 +138,18 @@ def read_image(path: PathLike, *, max_pixels: int | None = None) -> ImageFile:
     image has no usable ICC profile and is converted naively.
     """
     src = Path(path)
-    limit = _pixel_limit(max_pixels)
-    head = _read_head(src)
-    fmt = _sniff(head)
-    if fmt is None:
-        raise DataError(f"{src}: not a PNG, JPEG, TIFF, BMP or WebP image (unrecognised content)")
+    limit = pixel_limit(max_pixels)
+    fmt, head = sniff_format(src)
     decoded = read_tiff(src, limit) if fmt == "TIFF" else None
     if decoded is None:
         png16 = fmt == "PNG" and len(head) >= 26 and head[24] == 16 and head[25] in (2, 4, 6)
-        decoded = _read_pillow(src, fmt, limit, png16=png16)
+        decoded = read_pillow(src, fmt, limit, png16=png16)
+    return image_from_decoded(decoded, path=src, fmt=fmt, name=str(src))
+
+
+def image_from_decoded(decoded: Decoded, *, path: Path, fmt: str, name: str, page: int = 0) -> ImageFile:
+    """The :class:`ImageFile` of a decoder's samples: uint8 / 255, uint16 / 65535, floats as
+    they are, alpha split off (and un-premultiplied). ``name`` is the image in messages."""
     pixels = decoded.pixels if decoded.pixels.ndim == 3 else decoded.pixels[..., None]
     top = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(pixels.dtype, 1)  # float: already [0, 1]
     values = pixels.astype(np.float32)
@@ -163,14 +157,14 @@ def read_image(path: PathLike, *, max_pixels: int | None = None) -> ImageFile:
     planes = torch.from_numpy(values).permute(2, 0, 1).contiguous()
     color = planes.shape[0] - int(decoded.has_alpha)
     if color not in (1, 3):
-        raise DataError(f"{src}: unsupported image with {color} color channels (expected gray or RGB)")
+        raise DataError(f"{name}: unsupported image with {color} color channels (expected gray or RGB)")
     data, alpha = planes, None
     if decoded.has_alpha:
         data, alpha = planes[:color].clone(), planes[color:].clone()
         if decoded.premultiplied:
             data = torch.where(alpha > 0, data / alpha.clamp_min(1e-12), 0.0).clamp_(0, 1)
-    return ImageFile(path=src, data=data, alpha=alpha, bit_depth=8 if top == 255 else 16, format=fmt,
-                     icc_profile=decoded.icc)
+    return ImageFile(path=path, data=data, alpha=alpha, bit_depth=8 if top == 255 else 16, format=fmt,
+                     icc_profile=decoded.icc, page=page)
 
 
 def write_image(path: PathLike, x: Tensor, *, alpha: Tensor | None = None, bit_depth: int = 8,
@@ -198,8 +192,8 @@ def write_image(path: PathLike, x: Tensor, *, alpha: Tensor | None = None, bit_d
         raise DataError(f"{target}: {fmt} cannot store 16-bit samples; write .png or .tif, or use 8 bits")
     if alpha is not None and fmt not in FORMATS_ALPHA:
         raise DataError(f"{target}: {fmt} cannot store an alpha channel; write .png, .tif or .webp, or drop alpha")
-    _check_target(target, overwrite=overwrite, protect=protect)
-    pixels = _quantize(x, alpha, bit_depth)
+    check_target(target, overwrite=overwrite, protect=protect)
+    pixels = quantize(x, alpha, bit_depth)
     try:
         with atomic_path(target) as tmp:
             _encode(tmp, pixels, fmt, has_alpha=alpha is not None, bit_depth=bit_depth, icc=icc_profile)
@@ -211,7 +205,9 @@ def write_image(path: PathLike, x: Tensor, *, alpha: Tensor | None = None, bit_d
 # -- reading ------------------------------------------------------------------------
 
 
-def _pixel_limit(max_pixels: int | None) -> int:
+def pixel_limit(max_pixels: int | None) -> int:
+    """The decompression-bomb limit in pixels: ``max_pixels``, else ``$AEDENOISE_MAX_PIXELS``,
+    else :data:`DEFAULT_MAX_PIXELS`; not a positive whole number raises :class:`ConfigError`."""
     if max_pixels is None:
         raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
         try:
@@ -223,7 +219,9 @@ def _pixel_limit(max_pixels: int | None) -> int:
     return max_pixels
 
 
-def _read_head(src: Path) -> bytes:
+def sniff_format(src: Path) -> tuple[str, bytes]:
+    """``(format, head)``: "PNG", "JPEG", "TIFF", "BMP" or "WEBP" from the content of ``src``, and
+    its first 32 bytes. A missing, empty or unrecognised file (or a folder) raises :class:`DataError`."""
     if src.is_dir():
         raise DataError(f"{src}: is a directory, not an image file")
     try:
@@ -235,72 +233,18 @@ def _read_head(src: Path) -> bytes:
         raise DataError(f"{src}: cannot read ({err.strerror or err})") from err
     if not head:
         raise DataError(f"{src}: empty file (0 bytes), not an image")
-    return head
-
-
-def _sniff(head: bytes) -> str | None:
     for magic, fmt in _MAGIC:
-        if head.startswith(magic):
-            return fmt if fmt != "WEBP" or head[8:12] == b"WEBP" else None
-    return None
-
-
-def _read_pillow(src: Path, fmt: str, limit: int, *, png16: bool) -> Decoded:
-    from PIL import Image, ImageOps
-
-    module, name = _PILLOW_CLASSES[fmt]
-    try:
-        opener = getattr(importlib.import_module(f"PIL.{module}"), name)
-    except ImportError as err:
-        raise DataError(f"{src}: this Pillow installation cannot read {fmt} ({err})") from err
-    try:
-        with warnings.catch_warnings(), opener(src) as im:  # the plugin class parses the header only
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size passed our own check
-            check_pixels(src, im.width, im.height, limit)
-            im.load()  # decode everything now, so truncation surfaces here
-            icc = im.info.get("icc_profile") or None
-            if png16:
-                orientation = im.getexif().get(ORIENTATION_TAG, 1)
-                pixels = key_to_alpha(*read_png16(src))
-                return Decoded(orient(pixels, orientation), pixels.shape[2] in (2, 4), icc)
-            return _pillow_pixels(ImageOps.exif_transpose(im), src, icc)
-    except DataError:
-        raise
-    except Image.DecompressionBombError as err:  # some plugins (TIFF, WebP) check Pillow's limit too
-        raise DataError(f"{src}: over Pillow's decompression-bomb limit ({err}); if the file is trusted, raise "
-                        f"PIL.Image.MAX_IMAGE_PIXELS") from err
-    except Exception as err:  # Pillow/pypng report bad files with many exception types
-        raise DataError(f"{src}: cannot decode {fmt} image ({type(err).__name__}: {err})") from err
-
-
-def _pillow_pixels(im, src: Path, icc: bytes | None) -> Decoded:  # im: PIL.Image.Image
-    mode = im.mode
-    key = im.info.get("transparency") if mode in ("L", "RGB", *_GRAY16_MODES) else None
-    if mode == "1":
-        im = im.convert("L")
-    elif mode in ("P", "PA"):
-        im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
-    elif mode in ("La", "RGBa", "RGBX"):
-        im = im.convert({"La": "LA", "RGBa": "RGBA", "RGBX": "RGB"}[mode])
-    elif mode == "CMYK":
-        im, icc = cmyk_to_srgb(im, src, icc), None  # sRGB now: the CMYK profile no longer applies
-    elif mode in ("YCbCr", "HSV"):
-        im = im.convert("RGB")
-    elif mode not in ("L", "LA", "RGB", "RGBA", *_GRAY16_MODES):
-        raise DataError(f"{src}: unsupported image mode {mode!r}; convert it to gray or RGB (8 or 16 bit)")
-    pixels = np.asarray(im)
-    if mode in _GRAY16_MODES:
-        if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 65535:
-            raise DataError(f"{src}: integer samples outside the 16-bit range; convert to 8 or 16 bit")
-        pixels = pixels.astype(np.uint16)
-    pixels = key_to_alpha(pixels if pixels.ndim == 3 else pixels[..., None], key)
-    return Decoded(pixels, pixels.shape[2] in (2, 4), icc)
+        if head.startswith(magic) and (fmt != "WEBP" or head[8:12] == b"WEBP"):
+            return fmt, head
+    raise DataError(f"{src}: not a PNG, JPEG, TIFF, BMP or WebP image (unrecognised content)")
 
 
 # -- writing ------------------------------------------------------------------------
 
 
-def _check_target(target: Path, *, overwrite: bool, protect: Iterable[PathLike]) -> None:
+def check_target(target: Path, *, overwrite: bool, protect: Iterable[PathLike]) -> None:
+    """Refuse to write ``target`` if it is a folder, the same file as one in ``protect``
+    (the inputs: even with ``overwrite``) or an existing file without ``overwrite``."""
     if target.is_dir():
         raise DataError(f"{target}: is a directory; give an image file name")
     if target.exists() and any(_same_file(target, p) for p in protect):
@@ -317,8 +261,11 @@ def _same_file(a: Path, b: PathLike) -> bool:
         return False
 
 
-def _quantize(x: Tensor, alpha: Tensor | None, bit_depth: int) -> np.ndarray:
-    """[C, H, W] (+ alpha [1, H, W]) floats -> [H, W, C(+1)] uint8/uint16, clamped and rounded."""
+def quantize(x: Tensor, alpha: Tensor | None, bit_depth: int) -> np.ndarray:
+    """[C, H, W] (+ alpha [1, H, W]) floats -> [H, W, C(+1)] uint8/uint16, clamped to [0, 1] and rounded.
+
+    Wrong shapes or NaN raise ``ValueError``.
+    """
     x = torch.as_tensor(x)
     if x.ndim != 3 or x.shape[0] not in (1, 3) or not torch.is_floating_point(x):
         raise ValueError(f"x must be a float tensor [C, H, W] with C = 1 or 3, got {x.dtype} {tuple(x.shape)}")
@@ -351,5 +298,3 @@ def _encode(dst: Path, pixels: np.ndarray, fmt: str, *, has_alpha: bool, bit_dep
         if icc and fmt != "BMP":
             options["icc_profile"] = icc
         im.save(dst, format=fmt, **options)  # explicit format: the temp name's suffix is not trusted
-
-

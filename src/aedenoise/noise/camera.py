@@ -39,6 +39,9 @@ _XYZ2CAMS = torch.tensor([
 _RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
                          [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64)
 
+_RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+                        dtype=torch.float64)  # JPEG's YCbCr (BT.601, full range), for luma/chroma noise
+
 
 @dataclass(frozen=True)
 class CameraNoise:
@@ -47,15 +50,21 @@ class CameraNoise:
     ``shot`` is the shot-noise gain on the linear ``[0, 1]`` raw scale (Brooks et al.: 1e-4 to
     0.012, ISO 100 to beyond 3200); ``read`` follows ``log(read) = 2.18 log(shot) + 1.2 + N(0, 0.26)``.
     ``jpeg``: the JPEG quality range (``None``: no compression). ``smooth_max``: in-camera
-    noise reduction, which leaves the noise in blotches wider than demosaicing's: the noise
-    of each image is blurred by a Gaussian of standard deviation ~ U[0, ``smooth_max``]
-    pixels before JPEG (0: none, the default).
+    noise reduction, which leaves the noise in blotches wider than demosaicing's, coloured
+    blotches widest: the noise of each image is split into luma and chroma (YCbCr), the luma
+    part blurred by a Gaussian of standard deviation ~ U[0, ``smooth_max``] pixels and the
+    chroma part by one of ~ U[0.5, 1.5] x ``smooth_max``, before JPEG (0: none, the default).
+    ``grain_max``: the size of the noise's grain. Each image's noise is made at ``1/g`` of its
+    resolution, ``g`` ~ U[1, ``grain_max``], and enlarged (bilinear) to full size: noise in
+    blotches of several pixels, as in full-resolution photos after in-camera processing and
+    in downscaled ones (1: pixel-sized grain, the default).
     """
 
     shot_min: float = 1e-4
     shot_max: float = 0.012
     jpeg: tuple[int, int] | None = (70, 95)
     smooth_max: float = 0.0
+    grain_max: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.shot_min <= self.shot_max <= 1:
@@ -64,6 +73,8 @@ class CameraNoise:
             raise ConfigError(f"camera noise: JPEG quality range must lie in 1..100 (got {self.jpeg})")
         if not 0 <= self.smooth_max <= 8:
             raise ConfigError(f"camera noise: smooth_max must be in [0, 8] pixels (got {self.smooth_max})")
+        if not 1 <= self.grain_max <= 8:
+            raise ConfigError(f"camera noise: grain_max must be in [1, 8] (got {self.grain_max})")
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -77,14 +88,31 @@ class CameraNoise:
     def describe(self) -> str:
         jpeg = f", JPEG quality {self.jpeg[0]}-{self.jpeg[1]}" if self.jpeg else ""
         smooth = f", noise blurred up to {self.smooth_max:g} px" if self.smooth_max else ""
-        return f"camera (unprocessed raw, shot {self.shot_min:g}-{self.shot_max:g}, read tied{smooth}{jpeg})"
+        grain = f", grain up to {self.grain_max:g} px" if self.grain_max > 1 else ""
+        return f"camera (unprocessed raw, shot {self.shot_min:g}-{self.shot_max:g}, read tied{smooth}{grain}{jpeg})"
 
     # -- one image [3, H, W], float64 on the CPU ---------------------------------------------
 
     def _one(self, x: Tensor, g: torch.Generator | None) -> Tensor:
         h, w = x.shape[-2:]
-        x = F.pad(x[None], (0, w % 2, 0, h % 2), mode="replicate")[0] if (h % 2 or w % 2) else x
         u = torch.rand(7, generator=g, dtype=torch.float64)
+        grain = 1.0 + (self.grain_max - 1.0) * float(u[6])
+        if grain > 1.0:  # the noise of a reduced copy, enlarged
+            size = (max(2, round(h / grain)), max(2, round(w / grain)))
+            small = F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+            delta = F.interpolate(self._delta(small, u, g)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        else:
+            delta = self._delta(x, u, g)
+        y = (x + delta).clamp(0, 1)
+        if self.jpeg is not None:
+            quality = int(self.jpeg[0] + int(u[3] * (self.jpeg[1] - self.jpeg[0] + 1)))
+            y = _jpeg(y, min(quality, self.jpeg[1]))
+        return y
+
+    def _delta(self, x: Tensor, u: Tensor, g: torch.Generator | None) -> Tensor:
+        """What the noise changes in the developed image ``x`` [3, H, W] (``u``: the image's uniform draws)."""
+        h, w = x.shape[-2:]
+        x = F.pad(x[None], (0, w % 2, 0, h % 2), mode="replicate")[0] if (h % 2 or w % 2) else x
         mix = torch.rand(4, generator=g, dtype=torch.float64)
         rgb2cam = self._rgb2cam(mix / mix.sum())
         red, blue = 1.9 + 0.5 * u[0], 1.5 + 0.4 * u[1]
@@ -105,16 +133,15 @@ class CameraNoise:
             cam = _demosaic(mosaic) * gains[:, None, None]
             return _linear_to_srgb(torch.einsum("ij,jhw->ihw", torch.linalg.inv(rgb2cam), cam).clamp(0, 1))
 
-        # What the noise changes in the developed image, added to x itself: the target stays x,
-        # not x blurred by demosaicing (a real clean reference is demosaiced too, and sharp).
+        # What the noise changes in the developed image, added to x itself by the caller: the
+        # target stays x, not x blurred by demosaicing (a real clean reference is demosaiced too, and sharp).
         delta = develop(noisy) - develop(raw)
         if self.smooth_max > 0:
-            delta = _blur(delta, self.smooth_max * float(u[4]))
-        y = (x + delta).clamp(0, 1)
-        if self.jpeg is not None:
-            quality = int(self.jpeg[0] + int(u[3] * (self.jpeg[1] - self.jpeg[0] + 1)))
-            y = _jpeg(y, min(quality, self.jpeg[1]))
-        return y[:, :h, :w]
+            ycc = torch.einsum("ij,jhw->ihw", _RGB2YCC, delta)
+            ycc = torch.cat([_blur(ycc[:1], self.smooth_max * float(u[4])),
+                             _blur(ycc[1:], self.smooth_max * (0.5 + float(u[5])))])
+            delta = torch.einsum("ij,jhw->ihw", torch.linalg.inv(_RGB2YCC), ycc)
+        return delta[:, :h, :w]
 
     @staticmethod
     def _rgb2cam(weights: Tensor) -> Tensor:

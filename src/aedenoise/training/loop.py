@@ -1,7 +1,9 @@
 """The training loop: one process, or many under ``torchrun`` (DistributedDataParallel).
 
 Reads on one screen: build data, model and optimizer; resume if asked; for each
-epoch draw global batches, add seeded noise, step, validate, checkpoint. Rank 0
+epoch draw global batches, add seeded noise (:mod:`aedenoise.training.inputs`), step on
+the supervised loss or a self-supervised objective
+(:mod:`aedenoise.training.selfsupervised`), validate, checkpoint. Rank 0
 alone writes files. A run folder holds ``config.json`` (resolved configuration),
 ``last.safetensors`` (model + optimizer, for ``--resume``), ``model.safetensors``
 (final weights) and ``history.json`` (per-epoch metrics); :func:`finish_run` adds
@@ -27,10 +29,11 @@ import torch
 from torch import Tensor, nn
 
 from aedenoise.atomic import write_json, write_text
-from aedenoise.benchmark.scoring import add_noise, denoise_batched, evaluate_images
-from aedenoise.config import TrainConfig
+from aedenoise.benchmark.scoring import denoise_batched, evaluate_images
+from aedenoise.config import TrainConfig, validate_config
 from aedenoise.data.fashion_mnist import FashionMNIST, load_fashion_mnist, split_validation
 from aedenoise.data.images import patch_training_data
+from aedenoise.data.noisy import Levels, NoisyPatchData, fixed_noise_data, noisy_folder_data
 from aedenoise.data.sources import TensorData, TrainingData, epoch_generator
 from aedenoise.errors import AedenoiseError, ConfigError
 from aedenoise.hardware import cpu_description, native_bf16
@@ -38,18 +41,19 @@ from aedenoise.metrics import SSIM_VARIANT, psnr
 from aedenoise.models import Denoiser, create_model, load_checkpoint, model_entry, read_metadata, save_checkpoint
 from aedenoise.models.conv_ae_choice import best_conv_ae
 from aedenoise.models.conv_ae_fast import fast_conv_ae, kernel_threads
-from aedenoise.noise import noisy_batch
 from aedenoise.pretrained import list_pretrained, pretrained_weights
 from aedenoise.report.run import Examples, write_run_report
 from aedenoise.training.distributed import Runtime, barrier, init_runtime, shutdown
 from aedenoise.training.greedy import greedy_pretrain
+from aedenoise.training.inputs import random_hflip  # noqa: F401 (its old home: benchmarks and tests import it from here)
+from aedenoise.training.inputs import VAL_SEED_OFFSET, ValidationSet, step_inputs, validation_set
 from aedenoise.training.losses import build_loss
-from aedenoise.training.optimizers import build_optimizer
+from aedenoise.training.optimizers import build_optimizer, load_optimizer_state
+from aedenoise.training.selfsupervised import Objective, build_objective, check_patch_size, level_source, objective_score
 from aedenoise.version import __version__
 
 LAST = "last.safetensors"
 FINAL = "model.safetensors"
-VAL_SEED_OFFSET = 7919  # validation noise seed = config.seed + this
 
 
 @dataclass
@@ -69,12 +73,20 @@ class TrainResult:
     amp: bool = False  # whether training ran under bfloat16 autocast (config.amp resolved)
 
 
-def build_training_data(config: TrainConfig) -> TrainingData:
-    """The data a config names: Fashion-MNIST (train minus validation) or image-folder patches."""
+def build_training_data(config: TrainConfig, *, levels: Levels | None = None) -> TrainingData | NoisyPatchData:
+    """The data a config names: Fashion-MNIST (train minus validation), image-folder patches, or noisy patches.
+
+    Noisy data (``noisy_folder``, ``fixed_noise``) carry a noise level per image: ``levels``
+    says which (:mod:`aedenoise.data.noisy`; ``None``: none).
+    """
     if config.data.kind == "fashion_mnist":
         fmnist = load_fashion_mnist(data_dir=config.data.data_dir)
         train_x, val_x = split_validation(fmnist.train_x, count=config.data.val_count, seed=config.seed)
         return TensorData(train_x=train_x, val_x=val_x)
+    if config.data.kind == "noisy_folder":
+        return noisy_folder_data(config.data, seed=config.seed, estimate_levels=levels == "estimated")
+    if config.data.fixed_noise:
+        return fixed_noise_data(config.data, config.noise.build(), seed=config.seed, levels=levels)
     return patch_training_data(config.data, seed=config.seed)
 
 
@@ -113,12 +125,6 @@ def _map_to_blind(source: dict, target: dict) -> bool:
     return src.pop("noise_map", True) is True and dst.pop("noise_map", True) is False and src == dst
 
 
-def random_hflip(x: Tensor, g: torch.Generator) -> Tensor:
-    """``x`` [B, C, H, W] with each image flipped left-right with probability 1/2 (draws from ``g``)."""
-    flip = torch.rand(x.shape[0], generator=g, device=g.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
 def choose_threads(requested: int | None) -> int:
     """CPU threads: ``requested``, else one per core left idle by other processes (at least 1).
 
@@ -148,7 +154,7 @@ def prepare_out_dir(out: Path) -> None:
 
 def _check_resumable(out_dir: Path, config: TrainConfig) -> dict[str, Any]:
     meta = read_metadata(out_dir / LAST)
-    saved = dict(meta.get("config", {}))
+    saved = validate_config(dict(meta.get("config", {})), source=str(out_dir / LAST)).to_json_dict()  # settings added since: defaults
     mine = config.to_json_dict()
     for key in ("epochs", "device", "threads"):  # may change on resume
         saved.pop(key, None)
@@ -165,7 +171,7 @@ def train(
     *,
     resume: bool = False,
     progress: bool = True,
-    data: TrainingData | None = None,
+    data: TrainingData | NoisyPatchData | None = None,
 ) -> TrainResult:
     """Train ``config`` into ``out_dir``; returns the history and the trained model (on the CPU).
 
@@ -181,7 +187,8 @@ def train(
         shutdown(rt)
 
 
-def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progress: bool, data: TrainingData | None) -> TrainResult:
+def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progress: bool,
+           data: TrainingData | NoisyPatchData | None) -> TrainResult:
     if (out / LAST).exists() and not resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if rt.is_main:
@@ -192,7 +199,14 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     if rt.distributed and config.batch_size % rt.world_size:
         raise ConfigError(f"batch size {config.batch_size} is not divisible by the {rt.world_size} processes")
     torch.manual_seed(config.seed)
-    data = data if data is not None else build_training_data(config)
+    level = "drawn"  # the level a model is told: what the noise drew (supervised), else see level_source
+    if config.objective.self_supervised:  # what the model reads and fits, before loading data
+        with torch.random.fork_rng(devices=[]):  # the seeded init below stays as it was
+            probe = build_model(config, 1 if config.data.kind == "fashion_mnist" else config.data.channels)
+        level = level_source(config.objective, probe)
+        if config.data.kind != "fashion_mnist":
+            check_patch_size(config.objective, probe, config.data.patch_size, what="data.patch_size")
+    data = data if data is not None else build_training_data(config, levels=level if level in ("drawn", "estimated") else None)
     model = build_model(config, data.channels).to(rt.device)
     drop_last = rt.distributed  # equal shards on every rank
     steps_per_epoch = data.batches_per_epoch(config.batch_size, drop_last=drop_last)
@@ -204,7 +218,7 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
         ckpt = load_checkpoint(out / LAST, map_location=rt.device)
         model.load_state_dict(ckpt.model.state_dict())
         if ckpt.optimizer_state is not None:
-            opt.load_state_dict(ckpt.optimizer_state)
+            load_optimizer_state(opt, ckpt.optimizer_state)
         start_epoch, history = int(meta["epoch"]), list(meta["history"])
         if sched is not None:
             sched.last_epoch = start_epoch * steps_per_epoch - 1
@@ -215,6 +229,10 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
         write_json(out / "config.json", {"aedenoise": __version__, "world_size": rt.world_size, **config.to_json_dict()})
 
     noise = config.noise.build()
+    objective = build_objective(config.objective)
+    inputs, val = step_inputs(config, noise, level), validation_set(config, data, noise, level)
+    if objective is not None:
+        check_patch_size(config.objective, model, val.y.shape[-1], what="the patch size")
     greedy = list(read_metadata(out / LAST).get("greedy", [])) if start_epoch else []
     if config.greedy_epochs_per_stage and start_epoch == 0:  # layer-wise pretraining, fresh runs only
         greedy = greedy_pretrain(
@@ -224,7 +242,7 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
             log=(lambda m: print(m, flush=True)) if rt.is_main else None,
         )
     net, choice = (model, None) if rt.distributed else best_conv_ae(  # the seed conv_ae: its fastest CPU path here
-        model, rt.device, mode="train", batch_size=config.batch_size, height=data.val_x.shape[-2], width=data.val_x.shape[-1])
+        model, rt.device, mode="train", batch_size=config.batch_size, height=val.y.shape[-2], width=val.y.shape[-1])
     channels_last = config.channels_last and rt.device.type == "cpu" and choice is None  # not the seed's paths
     if channels_last:
         model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
@@ -233,8 +251,6 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
     if rt.distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     loss_fn = build_loss(config.optim.loss)
-    val_y, val_sigma = add_noise(data.val_x, noise, seed=config.seed + VAL_SEED_OFFSET)
-    val_noisy_psnr = float(psnr(val_y.clamp(0, 1), data.val_x).mean())
     amp = rt.device.type in ("cuda", "cpu") and (native_bf16(rt.device) if config.amp == "auto" else config.amp)
     autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=amp)
     train_seconds = sum(h["seconds"] for h in history) + sum(g["seconds"] for g in greedy)
@@ -246,48 +262,45 @@ def _train(config: TrainConfig, out: Path, rt: Runtime, *, resume: bool, progres
             g = epoch_generator(config.seed, epoch, rt.device)
             total, count = torch.zeros((), device=rt.device), 0
             batches = data.epoch_batches(epoch, config.batch_size, seed=config.seed, drop_last=drop_last, device=rt.device)
-            for x in _progress(batches, steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress and rt.is_main):
-                if config.hflip:
-                    x = random_hflip(x, g)
-                y, sigma = noisy_batch(noise, x, g)
-                if rt.distributed:  # same global batch everywhere, keep this rank's share
-                    x, y = x.chunk(rt.world_size)[rt.rank], y.chunk(rt.world_size)[rt.rank]
-                    sigma = None if sigma is None else sigma.chunk(rt.world_size)[rt.rank]
+            for batch in _progress(batches, steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress and rt.is_main):
+                step = inputs(batch, g)  # noisy y, the level sigma a model is told, clean x (supervised only)
+                y, sigma, x = (_share(t, rt) for t in (step.y, step.sigma, step.x))  # this rank's share of the global batch
                 if channels_last:
                     y = y.contiguous(memory_format=torch.channels_last)
                 with autocast:
-                    loss = loss_fn(net(y, sigma).float(), x)
+                    loss = loss_fn(net(y, sigma).float(), x) if objective is None else objective.loss(net, y, sigma, g)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 if sched is not None:
                     sched.step()
-                total += loss.detach() * x.shape[0]
-                count += x.shape[0]
+                total += loss.detach() * y.shape[0]
+                count += y.shape[0]
             if rt.distributed:  # the epoch's mean loss over every rank's share
                 torch.distributed.all_reduce(total)
                 count *= rt.world_size
-            val = _validate(val_net, data.val_x, val_y, val_sigma, loss_fn, config, rt)
+            scores = _validate(val_net, val, objective, loss_fn, config, rt)
             seconds = time.perf_counter() - t0
             train_seconds += seconds
-            record = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1), **val, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
+            record = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1), **scores, "seconds": seconds, "lr": opt.param_groups[0]["lr"]}
             history.append(record)
             if rt.is_main:
-                meta = {"epoch": epoch + 1, "history": history, "config": config.to_json_dict(), "noise": noise.describe(), "greedy": greedy}
+                meta = {"epoch": epoch + 1, "history": history, "config": config.to_json_dict(), "noise": noise_text(config), "greedy": greedy}
                 save_checkpoint(out / LAST, model, metadata=meta, optimizer=opt)
                 write_json(out / "history.json", history)
-                print(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.5f}  val loss {val['val_loss']:.5f}  "
-                      f"val PSNR {val['val_psnr']:.2f} dB  {seconds:.1f} s", flush=True)
+                psnr_text = f"val PSNR {scores['val_psnr']:.2f} dB  " if val.x is not None else ""
+                print(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.5f}  val loss {scores['val_loss']:.5f}  "
+                      f"{psnr_text}{seconds:.1f} s", flush=True)
             barrier(rt)
 
     if rt.is_main:
-        meta = {"epoch": config.epochs, "history": history, "config": config.to_json_dict(), "noise": noise.describe(),
+        meta = {"epoch": config.epochs, "history": history, "config": config.to_json_dict(), "noise": noise_text(config),
                 "data": config.data.kind, "train_seconds": train_seconds, "greedy": greedy}
         save_checkpoint(out / FINAL, model, metadata=meta)
     model.to(memory_format=torch.contiguous_format)
     return TrainResult(out_dir=out, history=history, train_seconds=train_seconds, model=model.cpu(),
                        device=str(rt.device), threads=torch.get_num_threads(), train_images=steps_per_epoch * config.batch_size,
-                       val_images=int(data.val_x.shape[0]), val_noisy_psnr=val_noisy_psnr,
+                       val_images=int(val.y.shape[0]), val_noisy_psnr=val.noisy_psnr,
                        load_average=load_average, amp=amp,
                        fast_path=choice.path if choice else None, fast_path_reason=choice.reason if choice else None)
 
@@ -301,12 +314,14 @@ def finish_run(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
     """
     o, model = config.optim, result.model
     kernel_lr = f" (kernels {o.lr if o.muon_lr is None else o.muon_lr:g})" if o.name == "muon" else ""
+    objective = f"{o.loss.upper()} loss" if not config.objective.self_supervised else f"self-supervised {config.objective.kind}"
     metrics: dict[str, Any] = {
         "model": {**model.arch, "parameters": sum(p.numel() for p in model.parameters())},
         "data": config.data.kind, "data_dir": config.data.data_dir,
-        "noise": config.noise.build().describe(), "noise_config": config.noise.model_dump(mode="json"),
+        "noise": noise_text(config), "noise_config": config.noise.model_dump(mode="json"),
+        "objective": config.objective.settings(),
         "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "test_seed": config.test_seed,
-        "optimizer": f"{o.name} lr {o.lr:g}{kernel_lr}{', cosine' if o.schedule == 'cosine' else ''}, {o.loss.upper()} loss",
+        "optimizer": f"{o.name} lr {o.lr:g}{kernel_lr}{', cosine' if o.schedule == 'cosine' else ''}, {objective}",
         "device": result.device, "threads": result.threads, "cpu": cpu_description(), "torch": torch.__version__,
         "aedenoise": __version__,
         "fast_path": result.fast_path, "fast_path_reason": result.fast_path_reason, "amp": result.amp,
@@ -343,10 +358,30 @@ def _write_scores(path: Path, scores: Any, classes: list[str]) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
+def noise_text(config: TrainConfig) -> str:
+    """The noise a run trains on, in words (the noisy images' own for ``noisy_folder``)."""
+    if config.data.kind == "noisy_folder":
+        return "the images' own (noisy_folder: no noise added)"
+    described = config.noise.build().describe()
+    return f"{described}, one fixed copy per image" if config.data.fixed_noise else described
+
+
+def _share(t: Tensor | None, rt: Runtime) -> Tensor | None:
+    """Under torchrun, this rank's slice of a global batch tensor; else ``t``."""
+    return t.chunk(rt.world_size)[rt.rank] if rt.distributed and t is not None else t
+
+
 @torch.inference_mode()
-def _validate(model: nn.Module, x: Tensor, y: Tensor, sigma: Tensor | None, loss_fn: nn.Module, config: TrainConfig, rt: Runtime) -> dict[str, float]:
-    x_hat = denoise_batched(model, y, sigma, batch_size=config.eval_batch_size, device=rt.device)
-    return {"val_loss": float(loss_fn(x_hat, x)), "val_psnr": float(psnr(x_hat, x).mean())}
+def _validate(model: nn.Module, val: ValidationSet, objective: Objective | None, loss_fn: nn.Module, config: TrainConfig,
+              rt: Runtime) -> dict[str, float]:
+    """``val_loss``: the supervised loss, or the objective's validation score on fixed draws; ``val_psnr``
+    where clean images exist (NaN for noisy-only data)."""
+    x_hat = denoise_batched(model, val.y, val.sigma, batch_size=config.eval_batch_size, device=rt.device) if val.x is not None else None
+    if objective is None:
+        return {"val_loss": float(loss_fn(x_hat, val.x)), "val_psnr": float(psnr(x_hat, val.x).mean())}
+    score = objective_score(objective, model, val.y, val.sigma, seed=config.seed + VAL_SEED_OFFSET,
+                            batch_size=config.eval_batch_size, device=rt.device)
+    return {"val_loss": score, "val_psnr": float("nan") if x_hat is None else float(psnr(x_hat, val.x).mean())}
 
 
 def _progress(it: Any, total: int, desc: str, enabled: bool) -> Any:

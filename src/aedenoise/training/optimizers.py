@@ -1,4 +1,5 @@
-"""Optimizers of the training loop: :func:`make_optimizer` by name, :func:`build_optimizer` from a config.
+"""Optimizers of the training loop: :func:`make_optimizer` by name, :func:`build_optimizer` from a config,
+:func:`load_optimizer_state` for resuming.
 
 ``adam`` and ``adamw`` use torch's fused kernels where available, ``sgd`` has momentum
 0.9, and ``muon`` is :class:`aedenoise.training.muon.MuonAdam` (Muon for convolution
@@ -37,6 +38,21 @@ def make_optimizer(name: str, params: list[nn.Parameter], *, lr: float, weight_d
         return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
     except RuntimeError:  # torch or device without a fused implementation
         return cls(params, lr=lr, weight_decay=weight_decay)
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``opt.load_state_dict(state)``, each per-parameter state tensor then laid out like its parameter.
+
+    A checkpoint stores tensors contiguous; parameters kept channels-last (``unet``, ``dncnn``)
+    would get moments of another memory layout, and the fused Adam kernel pairs elements by
+    memory position, so a resumed run would drift from an uninterrupted one.
+    """
+    opt.load_state_dict(state)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                    opt.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:

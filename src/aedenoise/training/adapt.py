@@ -1,0 +1,371 @@
+"""Adapting a trained denoiser to one's own noisy images, with no clean image: ``aedenoise adapt``.
+
+:func:`plan_adaptation` checks everything a user can get wrong (channels, sizes) and cuts
+the patches; :func:`adapt` fine-tunes the start model (shipped weights or a checkpoint,
+:func:`resolve_start`) with a self-supervised objective (:mod:`aedenoise.training.selfsupervised`) on patches of
+the given images (:func:`aedenoise.data.noisy.noisy_patch_data`: a share of each image's
+cells is held back), and writes the best-scoring weights as a checkpoint that ``aedenoise
+denoise --model`` and ``aedenoise evaluate --method`` take.
+
+* **Guard against drift**: the objective's validation score on the held-back patches (fixed
+  draws) is measured before the first step, every ``val_every`` steps and at the end; the
+  best weights are kept, and they are the start model's when nothing improved by more than
+  :data:`REL_TOL` of the score (float rounding is no progress).
+* **Resume**: ``<out>.adapt/`` beside the output holds ``state.safetensors`` (weights,
+  optimizer, step, scores), ``best.safetensors`` and ``config.json``, each written
+  atomically, at every validation and on Ctrl-C. Every step draws from a generator seeded
+  by ``(seed, step)``, so the step number is the whole random state: a resumed run takes
+  the steps an uninterrupted one would.
+* **Budget**: ``steps`` in total (resumes included) and/or ``minutes`` of this invocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+import aedenoise.pretrained as pretrained
+from aedenoise.atomic import write_json
+from aedenoise.config import AdaptConfig
+from aedenoise.data.noisy import NoisyPatchData, fit_patch_size, noisy_patch_data
+from aedenoise.data.sources import epoch_generator
+from aedenoise.errors import CheckpointError, ConfigError, DataError
+from aedenoise.hardware import cpu_description
+from aedenoise.io import page_count, read_pages
+from aedenoise.models import Denoiser, load_checkpoint, read_metadata, save_checkpoint
+from aedenoise.training.inputs import VAL_SEED_OFFSET, told_level
+from aedenoise.training.loop import choose_threads
+from aedenoise.training.optimizers import load_optimizer_state, make_optimizer
+from aedenoise.training.selfsupervised import Level, build_objective, level_source, objective_score, patch_multiple
+
+STATE, BEST, CONFIG = "state.safetensors", "best.safetensors", "config.json"
+REL_TOL = 1e-4
+"""A validation score counts as better only below ``best * (1 - REL_TOL)``."""
+VAL_BATCH = 16
+_STEP_STREAM = 49_979_687
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StartModel:
+    """The weights adapting starts from: ``label`` (shipped name, or the path as given), ``path``, ``sha256`` of the file."""
+
+    label: str
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    out: Path
+    steps: int  # steps done in all (resumes included)
+    start_score: float
+    best_score: float
+    best_step: int  # 0: the start model
+    seconds: float  # training and validation, resumes included
+    patch_size: int
+    images: tuple[str, ...]
+    reads_sigma: bool  # the model reads a noise level: denoise it with --sigma (auto: estimated, as here)
+
+    @property
+    def improved(self) -> bool:
+        return self.best_step > 0
+
+
+def state_dir(out: str | os.PathLike[str]) -> Path:
+    """The side folder of an output: ``my-model.safetensors`` -> ``my-model.safetensors.adapt/``."""
+    out = Path(out)
+    return out.with_name(out.name + ".adapt")
+
+
+def resolve_start(spec: str) -> StartModel:
+    """The start model ``spec`` names: a checkpoint file, or shipped weights by name."""
+    path = Path(spec)
+    if not path.is_file():
+        if spec not in pretrained.list_pretrained():
+            raise ConfigError(f"--from {spec}: no such checkpoint file or shipped weights; shipped: "
+                              f"{', '.join(pretrained.list_pretrained()) or 'none'} (classical methods cannot be adapted)")
+        path = pretrained.pretrained_weights(spec).path
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return StartModel(label=spec, path=path, sha256=digest.hexdigest())
+
+
+def check_channels(images: Sequence[tuple[str, Tensor]], channels: int, *, model: str) -> None:
+    """Raise :class:`ConfigError` for gray and color images mixed (naming the fewer kind), or images
+    whose channel count is not the model's ``channels``. Nothing is converted: the noise would change."""
+    kinds = {1: "gray", 3: "color"}
+    by: dict[int, list[str]] = {}
+    for name, im in images:
+        by.setdefault(int(im.shape[0]), []).append(name)
+    if len(by) > 1:
+        odd_c = min(by, key=lambda c: len(by[c]))
+        odd = by[odd_c]
+        listed = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+        raise ConfigError(f"gray and color images mixed; the {kinds[odd_c]} one(s): {listed}; adapt gray and color "
+                          f"images separately (each kind gets its own model)")
+    have = next(iter(by))
+    if have != channels:
+        raise ConfigError(f"{model} takes {kinds.get(channels, channels)} images but these are {kinds.get(have, have)}; "
+                          f"choose a {kinds.get(have, have)} model with --from")
+
+
+def check_output(out: Path, inputs: Sequence[Path], *, overwrite: bool, resume: bool) -> None:
+    """Refuse an output that is not ``*.safetensors``, lies inside the shipped weights' folder, is an
+    input, or exists (unless ``overwrite``, or ``resume`` and it is this adaptation's own earlier output);
+    and an interrupted adaptation's state beside it unless ``resume`` or ``overwrite`` says what to do."""
+    for src in inputs:
+        if out.resolve() == src.resolve() or (out.exists() and os.path.samefile(out, src)):
+            raise ConfigError(f"--out {out} is the input {src}; refusing to overwrite an input")
+    if out.resolve().is_relative_to(Path(pretrained.__file__).resolve().parent):
+        raise ConfigError(f"--out {out} lies in the shipped weights' folder; refusing to overwrite package files")
+    if out.suffix.lower() != ".safetensors":
+        raise ConfigError(f"--out {out}: name the output *.safetensors (a checkpoint file)")
+    state = state_dir(out) / STATE
+    if out.exists() and not overwrite and not (resume and state.is_file() and "adapted_from" in _metadata_or_empty(out)):
+        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    if state.is_file() and not (resume or overwrite):
+        step = _metadata_or_empty(state).get("state", {}).get("step", "?")
+        raise ConfigError(f"{state.parent} holds an adaptation stopped at step {step}: add --resume to continue it, "
+                          f"or --overwrite to start over")
+
+
+def _metadata_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        return read_metadata(path)
+    except CheckpointError:
+        return {}
+
+
+@dataclass(frozen=True)
+class AdaptPlan:
+    """What :func:`adapt` will train, every user error found (:func:`plan_adaptation`) before any work.
+
+    ``shapes``: those of the images used (``[C, H, W]``, in ``data.names`` order);
+    ``constant``: every one of them is constant (no noise to learn from: no step is taken).
+    """
+
+    start: StartModel
+    model: Denoiser
+    config: AdaptConfig
+    data: NoisyPatchData
+    level: Level
+    patch_size: int
+    shapes: tuple[tuple[int, ...], ...]
+    constant: bool
+
+
+def plan_adaptation(start: StartModel, images: Sequence[tuple[str, Tensor]], config: AdaptConfig, *,
+                    log: Log = print) -> AdaptPlan:
+    """Load ``start``, check ``images`` (``(name, float32 [C, H, W] in [0, 1])``) against it, fit the patch
+    size to them (notes through ``log``) and cut the training and held-back patches.
+
+    Raises :class:`ConfigError` for images of another channel count than the model's (or
+    mixed), :class:`DataError` for images too small for two patches of the minimum size.
+    """
+    model = load_checkpoint(start.path).model.train()
+    check_channels(images, int(model.in_channels), model=f"--from {start.label}")
+    cfg = config.objective
+    level = level_source(cfg, model)
+    p = fit_patch_size(images, config.patch_size, multiple=patch_multiple(cfg, model))
+    if p != config.patch_size:
+        name, im = min(images, key=lambda ni: min(ni[1].shape[-2:]))
+        log(f"patch {config.patch_size} -> {p} pixels to fit the images (smallest: {name}, {im.shape[-2]}x{im.shape[-1]})")
+    if left_out := [n for n, im in images if min(im.shape[-2:]) < p]:
+        log(f"left out (smaller than the {p}-pixel patch): {', '.join(left_out)}")
+    used = [(n, im) for n, im in images if min(im.shape[-2:]) >= p]
+    constant = [n for n, im in used if bool((im == im.flatten()[0]).all())]
+    for name in constant:
+        log(f"{name} is constant: it holds no noise to learn from")
+    data = noisy_patch_data(used, patch_size=p, patches_per_epoch=config.batch_size, val_fraction=config.val_fraction,
+                            val_count=config.val_count, seed=config.seed, estimate_levels=level == "estimated")
+    return AdaptPlan(start=start, model=model, config=config, data=data, level=level, patch_size=p,
+                     shapes=tuple(tuple(im.shape) for _, im in used), constant=len(constant) == len(used))
+
+
+def adapt(plan: AdaptPlan, out: str | os.PathLike[str], *, resume: bool = False, progress: bool = True,
+          log: Log = print) -> AdaptResult:
+    """Fine-tune ``plan.model`` on ``plan.data`` and write the best weights to ``out`` (checked first: :func:`check_output`).
+
+    ``resume``: continue from ``<out>.adapt/`` when it holds a state (same settings but the
+    budget, same images, same start); otherwise any old state there is replaced. ``log``
+    gets the notes (resuming, the guard's verdict). Ctrl-C saves the state and re-raises.
+    """
+    out, folder = Path(out), state_dir(out)
+    model, config, data, start, p = plan.model, plan.config, plan.data, plan.start, plan.patch_size
+    cfg, level = config.objective, plan.level
+    objective = build_objective(cfg)
+    torch.set_num_threads(choose_threads(config.threads))
+    val_sigma = told_level(level, data.val_y, given=cfg.sigma, carried=data.val_sigma)
+    opt = make_optimizer("adam", list(model.parameters()), lr=config.lr, weight_decay=0.0)
+    inputs = _inputs(plan)
+
+    def score() -> float:
+        s = objective_score(objective, model, data.val_y, val_sigma, seed=config.seed + VAL_SEED_OFFSET,
+                            batch_size=VAL_BATCH)
+        model.train()
+        return s
+
+    st = _load_state(plan, out, opt) if resume and (folder / STATE).is_file() else None
+    if st is None:
+        if resume:
+            log(f"nothing to resume in {folder}; starting from step 0")
+        for name in (STATE, BEST, CONFIG):  # an old adaptation's files, nothing else
+            (folder / name).unlink(missing_ok=True)
+        write_json(folder / CONFIG, {"adapt": config.to_json_dict(), **inputs})
+        s0 = score()
+        st = {"step": 0, "start_score": s0, "best_score": s0, "best_step": 0, "seconds": 0.0, "history": [[0, s0]]}
+        save_checkpoint(folder / BEST, model, metadata={"best_score": s0, "best_step": 0})
+        _save_state(folder, model, opt, st, config, inputs)
+    else:
+        log(f"resuming at step {st['step']} (best score {st['best_score']:.6g} at step {st['best_step']})")
+    limit = 0 if plan.constant else config.steps
+    deadline = None if config.minutes is None else time.monotonic() + 60 * config.minutes
+    t_last, updating = time.monotonic(), False
+    bar = _bar(progress, st["step"], config.steps)
+    try:
+        while (limit is None or st["step"] < limit) and (deadline is None or time.monotonic() < deadline):
+            g = epoch_generator(config.seed + _STEP_STREAM, st["step"])
+            batch = data.draw(config.batch_size, generator=g)
+            sigma = told_level(level, batch.y, given=cfg.sigma, carried=batch.sigma)
+            loss = objective.loss(model, batch.y, sigma, g)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            updating = True  # the weights change before the step is counted
+            opt.step()
+            st["step"] += 1
+            updating = False
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.3g}", best=f"{st['best_score']:.4g}")
+            if st["step"] % config.val_every == 0:
+                t_last = _checkpoint(folder, model, opt, st, score(), config, inputs, t_last)
+        if st["history"][-1][0] != st["step"]:
+            t_last = _checkpoint(folder, model, opt, st, score(), config, inputs, t_last)
+    except KeyboardInterrupt:
+        if not updating:
+            st["seconds"] += time.monotonic() - t_last
+            _save_state(folder, model, opt, st, config, inputs)
+        log(f"interrupted at step {st['step']}; the same command plus --resume continues from the last saved step")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    best = load_checkpoint(folder / BEST).model
+    _write_output(out, best, st, start, config, data, p)
+    if plan.constant:
+        log(f"every image is constant (no noise to learn from): {out} holds the start model {start.label} unchanged")
+    elif st["best_step"] == 0:
+        log(f"the validation score never improved on the start model's ({st['start_score']:.6g}): "
+            f"{out} holds the start model {start.label} unchanged")
+    return AdaptResult(out=out, steps=st["step"], start_score=st["start_score"], best_score=st["best_score"],
+                       best_step=st["best_step"], seconds=st["seconds"], patch_size=p, images=data.names,
+                       reads_sigma=bool(model.uses_sigma))
+
+
+def _checkpoint(folder: Path, model: Denoiser, opt: torch.optim.Optimizer, st: dict[str, Any], score: float,
+                config: AdaptConfig, inputs: dict[str, Any], t_last: float) -> float:
+    """Record a validation ``score``, keep the weights if best, save the state; returns the new time mark."""
+    st["history"].append([st["step"], score])
+    if score < st["best_score"] * (1 - REL_TOL):
+        st["best_score"], st["best_step"] = score, st["step"]
+        save_checkpoint(folder / BEST, model, metadata={"best_score": score, "best_step": st["step"]})
+    now = time.monotonic()
+    st["seconds"] += now - t_last
+    _save_state(folder, model, opt, st, config, inputs)
+    return now
+
+
+def _save_state(folder: Path, model: Denoiser, opt: torch.optim.Optimizer, st: dict[str, Any], config: AdaptConfig,
+                inputs: dict[str, Any]) -> None:
+    save_checkpoint(folder / STATE, model, optimizer=opt, metadata={"state": st, "adapt": config.to_json_dict(), "inputs": inputs})
+
+
+def _inputs(plan: AdaptPlan) -> dict[str, Any]:
+    """What a resumed adaptation must share with the saved one, besides the settings: images, start, patch."""
+    return {"images": list(plan.data.names), "shapes": [list(s) for s in plan.shapes],
+            "start": {"name": plan.start.label, "sha256": plan.start.sha256}, "patch_size": plan.patch_size}
+
+
+def check_resumable(plan: AdaptPlan, out: str | os.PathLike[str]) -> None:
+    """Raise :class:`ConfigError` if ``<out>.adapt/`` holds the state of another adaptation (settings other
+    than the budget, other images, another start model); nothing to resume is fine."""
+    state = state_dir(out) / STATE
+    if not state.is_file():
+        return
+    meta = read_metadata(state)
+    saved = AdaptConfig.model_validate(meta["adapt"]).to_json_dict()
+    mine = plan.config.to_json_dict()
+    for key in ("steps", "minutes", "threads"):  # the budget may change on resume
+        saved.pop(key)
+        mine.pop(key)
+    differ = sorted(k for k in mine if saved[k] != mine[k])
+    if meta["inputs"] != _inputs(plan):
+        differ.append("images or start model")
+    if differ:
+        raise ConfigError(f"{state.parent}: cannot resume another adaptation (it differs in: {', '.join(differ)}); "
+                          f"leave out --resume and pass --overwrite to start over")
+
+
+def _load_state(plan: AdaptPlan, out: Path, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The saved state, its weights and optimizer loaded into ``plan.model`` and ``opt`` (:func:`check_resumable` first)."""
+    check_resumable(plan, out)
+    folder = state_dir(out)
+    ckpt = load_checkpoint(folder / STATE)
+    plan.model.load_state_dict(ckpt.model.state_dict())
+    load_optimizer_state(opt, ckpt.optimizer_state)
+    st = dict(ckpt.metadata["state"])
+    best = read_metadata(folder / BEST)  # written before the state: it may be newer
+    st["best_score"], st["best_step"] = float(best["best_score"]), int(best["best_step"])
+    return st
+
+
+def _write_output(out: Path, model: Denoiser, st: dict[str, Any], start: StartModel, config: AdaptConfig,
+                  data: NoisyPatchData, patch: int) -> None:
+    meta = {
+        "adapted_from": {"name": start.label, "sha256": start.sha256},
+        "objective": config.objective.settings(),
+        "image_count": len(data.names), "images": list(data.names),
+        "steps": st["step"], "best_step": st["best_step"],
+        "start_score": st["start_score"], "best_score": st["best_score"], "improved": st["best_step"] > 0,
+        "score": f"{config.objective.kind} validation loss on {data.val_y.shape[0]} held-back noisy patches (lower is better)",
+        "history": st["history"], "seconds": st["seconds"], "cpu": cpu_description(), "torch": torch.__version__,
+        "adapt": {**config.to_json_dict(), "patch_size": patch},
+    }
+    save_checkpoint(out, model, metadata=meta)
+
+
+def _bar(enabled: bool, initial: int, total: int | None) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="adapt", unit="step", mininterval=0.5)
+
+
+def read_noisy_images(files: Sequence[tuple[Path, Path]], *, log: Log) -> list[tuple[str, Tensor]]:
+    """``(name, float32 [C, H, W] in [0, 1])`` of each readable image of ``files`` (from
+    :func:`aedenoise.denoising.files.expand_inputs`; alpha is dropped). Every page of a
+    multi-page TIFF is an image of its own, named ``stack.tif (page 3)`` (from 1). An
+    unreadable file (or page: the rest of that file) is reported through ``log`` and skipped;
+    :class:`DataError` when nothing is left."""
+    images: list[tuple[str, Tensor]] = []
+    for path, rel in files:
+        try:
+            stack = page_count(path) > 1
+            for page in read_pages(path):
+                images.append((f"{rel} (page {page.page + 1})" if stack else str(rel), page.data))
+        except DataError as err:
+            log(f"skipped {err}" if str(path) in str(err) else f"skipped {path}: {err}")
+    if not images:
+        raise DataError(f"none of the {len(files)} input file(s) could be read")
+    return images
