@@ -23,6 +23,9 @@ image) magnified 3x, into ``--out FILE.png``::
     .venv/bin/python benchmarks/real_noise.py figure --data ../shared/data/PolyU-Canon \
         --image Canon5D2_5_160_6400_reciever_4.JPG --out docs/img/real-photo.png
 
+``ensemble``: the model at one level (``--levels 10``) on the whole image, alone and as the
+mean of 2, 4 and 8 flipped/transposed copies (self-ensemble; n copies cost n times the time).
+
 ``--gray`` turns both images of every pair into gray (BT.601 luma, rounded to 8 bit) first,
 for the gray models; ``--levels 4,6,8`` sets the fixed levels of ``shuffle`` (default 5,10,15).
 ``--every N`` takes every N-th pair (by name); ``--out FILE.json`` writes the numbers.
@@ -110,6 +113,34 @@ def shuffle(pairs: list[tuple[str, torch.Tensor, torch.Tensor]], model: str, fix
     return out
 
 
+_DIHEDRAL = (
+    (lambda t: t, lambda t: t),
+    (lambda t: t.flip(-1), lambda t: t.flip(-1)),
+    (lambda t: t.flip(-2), lambda t: t.flip(-2)),
+    (lambda t: t.flip(-1).flip(-2), lambda t: t.flip(-2).flip(-1)),
+    (lambda t: t.transpose(-1, -2), lambda t: t.transpose(-1, -2)),
+    (lambda t: t.transpose(-1, -2).flip(-1), lambda t: t.flip(-1).transpose(-1, -2)),
+    (lambda t: t.transpose(-1, -2).flip(-2), lambda t: t.flip(-2).transpose(-1, -2)),
+    (lambda t: t.transpose(-1, -2).flip(-1).flip(-2), lambda t: t.flip(-2).flip(-1).transpose(-1, -2)),
+)
+"""(transform, its inverse): the 8 symmetries of the square."""
+_ENSEMBLES = {"x1": (0,), "x2 (180-degree turn)": (0, 3), "x4 (flips)": (0, 1, 2, 3), "x8": tuple(range(8))}
+
+
+def ensemble(pairs: list[tuple[str, torch.Tensor, torch.Tensor]], model: str, level: float) -> dict[str, float]:
+    net = load_denoiser(model)
+    totals = dict.fromkeys(_ENSEMBLES, 0.0)
+    with torch.inference_mode():
+        for _, y, x in pairs:
+            outs = [inverse(net(forward(y), level / 255)) for forward, inverse in _DIHEDRAL]
+            for name, members in _ENSEMBLES.items():
+                totals[name] += float(psnr(quantized(sum(outs[k] for k in members) / len(members)), x))
+    out = {name: total / len(pairs) for name, total in totals.items()}
+    for k, v in out.items():
+        print(f"{k:28s} {v:.3f} dB")
+    return out
+
+
 def figure(data: str, image: str, out: Path) -> None:
     from aedenoise.denoising import run_jobs
     from aedenoise.denoising.files import Job
@@ -145,7 +176,7 @@ def figure(data: str, image: str, out: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=("levels", "shuffle", "figure"))
+    p.add_argument("command", choices=("levels", "shuffle", "ensemble", "figure"))
     p.add_argument("--image", help="figure: the pair's file name")
     p.add_argument("--data", required=True, help="a paired folder (noisy/ and clean/ with the same names)")
     p.add_argument("--model", default="color-blind", help="shuffle: a Gaussian-noise model (default color-blind)")
@@ -171,6 +202,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.command == "levels":
         result = levels(pairs)
+    elif args.command == "ensemble":
+        result = ensemble(pairs, args.model, float(args.levels.split(",")[0]))
     else:
         levels_255 = [float(v) for v in args.levels.split(",")]
         result = shuffle(pairs, args.model, levels_255, [(5, 0), (5, 2), (5, 5), (10, 0), (10, 5)])

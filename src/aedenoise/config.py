@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aedenoise.errors import ConfigError
-from aedenoise.noise import CameraNoise, GaussianNoise, MixtureNoise, NoiseModel, PoissonNoise, SaltPepperNoise, SpeckleNoise
+from aedenoise.noise import CameraNoise, CorrelatedGaussianNoise, GaussianNoise, MixtureNoise, NoiseModel, PoissonNoise, SaltPepperNoise, SpeckleNoise
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,11 +35,12 @@ class NoiseConfig(_Strict):
     chosen with probabilities ``weights`` (default: equal).
     """
 
-    kind: Literal["gaussian", "poisson", "salt_pepper", "speckle", "camera", "mixture"] = "gaussian"
+    kind: Literal["gaussian", "correlated_gaussian", "poisson", "salt_pepper", "speckle", "camera", "mixture"] = "gaussian"
     sigma: float = Field(0.1, ge=0, le=1, description="Gaussian/speckle std on [0, 1]")
     sigma_max: float | None = Field(None, ge=0, le=1, description="if set, sigma ~ U[sigma, sigma_max] per image")
     clip: bool = False
     peak: float = Field(30.0, gt=0, description="Poisson peak")
+    blur: int = Field(3, ge=1, description="correlated_gaussian: the box window the white noise is averaged over (odd)")
     amount: float = Field(0.05, ge=0, le=1, description="salt-and-pepper fraction")
     shot_min: float = Field(1e-4, gt=0, le=1, description="camera: smallest shot-noise gain (linear raw scale)")
     shot_max: float = Field(0.012, gt=0, le=1, description="camera: largest shot-noise gain (log-uniform between)")
@@ -65,6 +66,8 @@ class NoiseConfig(_Strict):
             return GaussianNoise(self.sigma, clip=self.clip, sigma_max=self.sigma_max)
         if self.kind == "poisson":
             return PoissonNoise(self.peak)
+        if self.kind == "correlated_gaussian":
+            return CorrelatedGaussianNoise(self.sigma, blur=self.blur)
         if self.kind == "salt_pepper":
             return SaltPepperNoise(self.amount)
         if self.kind == "camera":

@@ -10,6 +10,7 @@ from aedenoise.noise.camera import CameraNoise
 from aedenoise.noise.level import estimate_sigma
 from aedenoise.noise.synthetic import (
     ComposeNoise,
+    CorrelatedGaussianNoise,
     GaussianNoise,
     MixtureNoise,
     NoiseModel,
@@ -22,6 +23,7 @@ from aedenoise.noise.synthetic import (
 __all__ = [
     "CameraNoise",
     "ComposeNoise",
+    "CorrelatedGaussianNoise",
     "GaussianNoise",
     "MixtureNoise",
     "NoiseModel",

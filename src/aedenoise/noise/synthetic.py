@@ -73,6 +73,39 @@ class GaussianNoise:
 
 
 @dataclass(frozen=True)
+class CorrelatedGaussianNoise:
+    """Gaussian noise correlated between neighbouring pixels: ``y = x + box_k(sigma * n)``.
+
+    White noise of standard deviation ``sigma`` is averaged over ``blur x blur`` windows
+    (a box filter, reflected at the border, each channel on its own) before it is added, so
+    its standard deviation is ``sigma / blur`` and neighbours within ``blur`` pixels share
+    it (noise after resampling or a camera's smoothing; what pixel-wise self-supervision
+    cannot remove). Not clipped.
+    """
+
+    sigma: float
+    blur: int = 3
+
+    def __post_init__(self) -> None:
+        _check(math.isfinite(self.sigma) and 0 <= self.sigma <= 1, f"Gaussian sigma must be in [0, 1] (got {self.sigma})")
+        _check(self.blur >= 1 and self.blur % 2 == 1, f"blur must be an odd window size >= 1 (got {self.blur})")
+
+    def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        n = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) * self.sigma
+        if self.blur > 1:
+            shape = n.shape
+            flat = n.reshape(-1, 1, *shape[-2:])
+            pad = self.blur // 2
+            flat = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(flat, (pad, pad, pad, pad), mode="reflect"),
+                                                  self.blur, stride=1)
+            n = flat.reshape(shape)
+        return x + n
+
+    def describe(self) -> str:
+        return f"Gaussian sigma={self.sigma * 255:g}/255 averaged over {self.blur}x{self.blur}"
+
+
+@dataclass(frozen=True)
 class PoissonNoise:
     """Shot noise: ``y = Poisson(peak * x) / peak``; lower ``peak`` is noisier."""
 
