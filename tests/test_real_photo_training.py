@@ -149,3 +149,22 @@ def test_rescaled_copies_join_the_training_images(tmp_path: Path) -> None:
     for bad in ({"scales": [1.5]}, {"scales": []}, {"color_jitter": True, "channels": 1}):
         with pytest.raises(ConfigError):
             validate_config({"data": {**base, **bad}})
+
+
+def test_correlated_gaussian_noise_is_averaged_white_noise() -> None:
+    from aedenoise.noise import CorrelatedGaussianNoise
+
+    x = torch.full((2, 3, 96, 96), 0.5)
+    noise = validate_config({"noise": {"kind": "correlated_gaussian", "sigma": 0.09, "blur": 3}}).noise.build()
+    assert isinstance(noise, CorrelatedGaussianNoise)
+    n = noise(x, generator=torch.Generator().manual_seed(0)) - x
+    assert torch.equal(n, noise(x, generator=torch.Generator().manual_seed(0)) - x)  # seeded
+    assert abs(float(n.std()) - 0.03) < 0.002  # sigma / blur
+    right = float(torch.corrcoef(torch.stack([n[..., :-1].flatten(), n[..., 1:].flatten()]))[0, 1])
+    assert abs(right - 2 / 3) < 0.05  # neighbours share 6 of their 9 samples
+    channels = float(torch.corrcoef(torch.stack([n[:, 0].flatten(), n[:, 1].flatten()]))[0, 1])
+    assert abs(channels) < 0.05  # channels independent
+    white = CorrelatedGaussianNoise(0.09, blur=1)(x, generator=torch.Generator().manual_seed(0)) - x
+    assert abs(float(white.std()) - 0.09) < 0.003
+    with pytest.raises(ConfigError):
+        CorrelatedGaussianNoise(0.1, blur=2)
