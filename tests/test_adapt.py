@@ -12,6 +12,7 @@ from PIL import Image
 import aedenoise.pretrained as pretrained
 import fake_pretrained
 from aedenoise.cli import main
+from aedenoise.io import write_image
 from aedenoise.models import create_model, load_checkpoint, read_metadata, save_checkpoint
 from aedenoise.training.adapt import STATE, state_dir
 
@@ -28,6 +29,14 @@ def _noisy_png(path: Path, *, size: tuple[int, int] = (48, 48), seed: int = 0, c
     noisy = (clean[..., None] if color else clean) + 25 / 255 * rng.standard_normal(shape)
     Image.fromarray((np.clip(noisy, 0, 1) * 255).round().astype(np.uint8)).save(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _toy_models_pass_the_noise_check(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy start models here are not denoisers: what they "remove" is image structure, which is
+    correlated, so the correlated-noise check (tested on its own below) is off for the other tests."""
+    if "correlated" not in request.node.name:
+        monkeypatch.setattr("aedenoise.training.adapt_checks.CORRELATION_LIMIT", 1.01)
 
 
 @pytest.fixture
@@ -206,3 +215,47 @@ def test_every_page_of_a_tiff_stack_is_a_training_image(tmp_path: Path, start: P
     out = tmp_path / "a.safetensors"
     assert main(["adapt", str(stack), "--from", str(start), "--out", str(out), "--steps", "2", *FAST]) == 0
     assert read_metadata(out)["images"] == [f"stack.tif (page {k})" for k in (1, 2, 3)]
+
+
+def test_correlated_noise_is_detected_in_what_the_start_model_removes() -> None:
+    """What a denoiser removes from independent noise is about white; from noise shared by
+    neighbours it is correlated, which the self-supervised objectives cannot remove."""
+    import torch.nn.functional as F
+
+    from aedenoise.training.adapt_checks import CORRELATION_LIMIT, removed_noise_correlation
+
+    class RemovesKnown(torch.nn.Module):  # x_hat = y - removed: "removes" exactly the given noise
+        def __init__(self, removed: torch.Tensor) -> None:
+            super().__init__()
+            self.removed = removed
+
+        def forward(self, y: torch.Tensor, sigma: object = None) -> torch.Tensor:
+            return y - self.removed[: y.shape[0]]
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(20, 3, 32, 32, generator=g)
+    white = torch.randn(20, 3, 32, 32, generator=g) * 0.05
+    shared = F.avg_pool2d(F.pad(white, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    assert abs(removed_noise_correlation(RemovesKnown(white), y, None)) < 0.05 < CORRELATION_LIMIT
+    assert removed_noise_correlation(RemovesKnown(shared), y, None) > 0.5 > CORRELATION_LIMIT
+
+
+def test_adapt_refuses_correlated_noise_unless_forced(tmp_path: Path, capsys) -> None:
+    import torch.nn.functional as F
+
+    start = create_model("dncnn", in_channels=1, depth=3, width=8)  # residual: removes what its layers output
+    with torch.no_grad():
+        for p in start.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)) * 0.3)
+    save_checkpoint(tmp_path / "start.safetensors", start)
+    g = torch.Generator().manual_seed(1)
+    noise = F.avg_pool2d(F.pad(torch.randn(1, 1, 72, 72, generator=g) * 0.3, (2, 2, 2, 2), mode="reflect"), 5, stride=1)
+    write_image(tmp_path / "blotchy.png", (0.5 + noise[0]).clamp(0, 1), bit_depth=16)
+    args = ["adapt", str(tmp_path / "blotchy.png"), "--from", str(tmp_path / "start.safetensors"), "--steps", "2",
+            "--no-progress", "--patch", "32"]
+    assert main([*args, "--out", str(tmp_path / "a.safetensors")]) == 2
+    assert "correlated between neighbouring pixels" in capsys.readouterr().err
+    assert not (tmp_path / "a.safetensors").exists()
+    assert main([*args, "--out", str(tmp_path / "b.safetensors"), "--force"]) == 0
+    captured = capsys.readouterr()
+    assert "adapting anyway (--force)" in captured.out + captured.err

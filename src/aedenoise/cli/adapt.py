@@ -74,6 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted or finished adaptation (same "
                    "settings; --steps/--minutes may grow)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input) and its state")
+    p.add_argument("--force", action="store_true",
+                   help="adapt even where the noise looks correlated between neighbouring pixels (camera JPEGs, "
+                        "resampled images), which the objectives cannot remove and would learn to keep")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -117,6 +120,7 @@ def _setup(args: argparse.Namespace):
         read_noisy_images,
         resolve_start,
     )
+    from aedenoise.training.adapt_checks import check_independent_noise
 
     if args.steps == 0 or args.minutes == 0:
         raise ConfigError("a budget of zero leaves nothing to do; give --steps N or --minutes M above 0 "
@@ -146,4 +150,5 @@ def _setup(args: argparse.Namespace):
     plan = plan_adaptation(start, images, config, log=_note)
     if args.resume:
         check_resumable(plan, out)
+    check_independent_noise(plan, force=args.force, log=_note)
     return plan, out
