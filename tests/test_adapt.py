@@ -259,3 +259,21 @@ def test_adapt_refuses_correlated_noise_unless_forced(tmp_path: Path, capsys) ->
     assert main([*args, "--out", str(tmp_path / "b.safetensors"), "--force"]) == 0
     captured = capsys.readouterr()
     assert "adapting anyway (--force)" in captured.out + captured.err
+
+
+def test_a_small_gain_of_the_score_keeps_the_start_model(tmp_path: Path, start: Path, monkeypatch, capsys) -> None:
+    """The objectives' scores are not PSNR: a gain below MIN_GAIN is not trusted."""
+    import sys
+
+    module = sys.modules["aedenoise.training.adapt"]  # (the package exports a function of the same name)
+    images = [str(_noisy_png(tmp_path / f"n{k}.png", seed=k)) for k in range(2)]
+    monkeypatch.setattr(module, "MIN_GAIN", 0.0)
+    assert main(["adapt", *images, "--from", str(start), "--out", str(tmp_path / "a.safetensors"), "--steps", "6", *FAST]) == 0
+    meta = read_metadata(tmp_path / "a.safetensors")
+    assert meta["improved"] and meta["best_score"] < meta["start_score"]
+    assert not _same(_weights(tmp_path / "a.safetensors"), _weights(start))
+    monkeypatch.setattr(module, "MIN_GAIN", 0.999)
+    assert main(["adapt", *images, "--from", str(start), "--out", str(tmp_path / "b.safetensors"), "--steps", "6", *FAST]) == 0
+    assert "improved by only" in capsys.readouterr().err
+    assert not read_metadata(tmp_path / "b.safetensors")["improved"]
+    assert _same(_weights(tmp_path / "b.safetensors"), _weights(start))
