@@ -60,5 +60,5 @@ def check_independent_noise(plan: AdaptPlan, *, force: bool, log: Log = print) -
                    f"would learn to keep this noise, so adapting would make the model worse on these images")
         if not force:
             raise ConfigError(f"{message}; not adapted (--force adapts anyway; docs/self-supervised.md)")
-        log(f"warning: {message}; adapting anyway (--force)")
+        log(f"{message}; adapting anyway (--force)")
     return rho
