@@ -97,10 +97,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"aedenoise adapt: error: {err}", file=sys.stderr)
         return 2
     result = adapt(plan, out, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(), log=_note)
-    verdict = (f"best at step {result.best_step}" if result.improved else "no improvement: the start model is kept")
+    verdict = (f"best at step {result.best_step}" if result.improved else "no improvement that counts: the start model is kept")
     print(f"adapted {plan.start.label} on {len(result.images)} image(s), {result.steps} steps in {result.seconds:.0f} s: "
           f"validation score {result.start_score:.6g} -> {result.best_score:.6g} ({verdict})")
-    sigma = " --sigma auto" if result.reads_sigma else ""
+    level = "auto" if args.sigma is None else f"{args.sigma:g}"  # the level it was adapted with
+    sigma = f" --sigma {level}" if result.reads_sigma else ""
     print(f"wrote {out}; denoise with: aedenoise denoise IMAGE --model {out}{sigma}")
     return 0
 
