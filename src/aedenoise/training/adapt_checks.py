@@ -19,9 +19,7 @@ from aedenoise.training.inputs import told_level
 
 CORRELATION_LIMIT = 0.1
 """Above this neighbour correlation of what the start model removes, the noise is taken to be correlated
-(independent noise gives about 0 or less: -0.12 to -0.03 on CBSD68 with Poisson or Gaussian noise;
-correlated noise 0.20 to 0.24 for Gaussian noise averaged over 3x3, 0.51 to 0.65 on PolyU-Canon's real
-photos at 10/255; docs/self-supervised.md)."""
+(``aedenoise adapt`` prints it; the values measured from ``color-blind`` are in docs/self-supervised.md)."""
 
 
 def removed_noise_correlation(model: Denoiser, y: Tensor, sigma: Tensor | None) -> float:
@@ -54,6 +52,7 @@ def check_independent_noise(plan: AdaptPlan, *, force: bool, log: Log = print) -
     cfg = plan.config.objective
     sigma = told_level(plan.level, plan.data.val_y, given=cfg.sigma, carried=plan.data.val_sigma)
     rho = removed_noise_correlation(plan.model, plan.data.val_y, sigma)
+    log(f"neighbour correlation of the noise {plan.start.label} removes: {rho:.2f} (above {CORRELATION_LIMIT:g}: correlated)")
     if rho > CORRELATION_LIMIT:
         message = (f"the noise {plan.start.label} removes from these images is correlated between neighbouring pixels "
                    f"(correlation {rho:.2f}; independent noise gives about 0): {cfg.kind} assumes independent noise and "
