@@ -46,21 +46,8 @@ from aedenoise.benchmark import load_samples, open_dataset
 from aedenoise.denoising import load_denoiser
 from aedenoise.hardware import cpu_description
 from aedenoise.metrics import psnr
+from aedenoise.models.pixel_shuffle import shuffle_down, shuffle_up
 from aedenoise.noise import estimate_sigma
-
-
-def shuffle_down(y: torch.Tensor, s: int) -> torch.Tensor:
-    """``[B, C, H, W]`` -> the ``s * s`` sub-images ``[B * s * s, C, H // s, W // s]`` (pixel-shuffle down)."""
-    b, c, h, w = y.shape
-    y = y[..., : h - h % s, : w - w % s]
-    return y.reshape(b, c, h // s, s, w // s, s).permute(0, 3, 5, 1, 2, 4).reshape(b * s * s, c, h // s, w // s)
-
-
-def shuffle_up(z: torch.Tensor, s: int) -> torch.Tensor:
-    """The inverse of :func:`shuffle_down`."""
-    bs, c, h, w = z.shape
-    b = bs // (s * s)
-    return z.reshape(b, s, s, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, c, h * s, w * s)
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:

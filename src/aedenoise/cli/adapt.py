@@ -7,7 +7,8 @@ Example::
 
 Starts from the shipped photo model for the images' channels (``--from``: another shipped
 name or a checkpoint), trains it with a self-supervised objective (default
-neighbor2neighbor) and writes the best weights on held-back patches (docs/self-supervised.md).
+neighbor2neighbor; r2r on pixel-shuffled sub-images, where the noise is correlated between
+neighbours) and writes the best weights on held-back patches (docs/self-supervised.md).
 Budget: 300 steps or 10 minutes, whichever comes first; ``--steps`` alone or ``--minutes``
 alone sets that one only. Exit status: 0 written, 1 an error while adapting, 2 a usage
 error found before any work (bad option, zero budget, no readable image, gray and color
@@ -56,8 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "for --resume goes in FILE.adapt/")
     p.add_argument("--from", dest="start", metavar="SPEC", help="start model: shipped weights name or checkpoint file "
                    "(default: the shipped photo model for the images' channels, camera noise)")
-    p.add_argument("--objective", choices=("neighbor2neighbor", "n2v", "r2r"), default="neighbor2neighbor",
-                   help="self-supervised objective (default neighbor2neighbor; see docs/self-supervised.md)")
+    p.add_argument("--objective", choices=("auto", "neighbor2neighbor", "n2v", "r2r"), default="auto",
+                   help="self-supervised objective (default auto: neighbor2neighbor on the images, r2r on pixel-shuffled "
+                        "sub-images; see docs/self-supervised.md)")
     p.add_argument("--n2v2", action="store_true", help="n2v: replace masked pixels by their neighbourhood's median (N2V2)")
     p.add_argument("--sigma", type=_number, metavar="S", help="known Gaussian noise level on the 0-255 scale (r2r's "
                    "recorruption, and the level given to models that read one); default: estimated per image")
@@ -75,8 +77,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "settings; --steps/--minutes may grow)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input) and its state")
     p.add_argument("--force", action="store_true",
-                   help="adapt even where the noise looks correlated between neighbouring pixels (camera JPEGs, "
-                        "resampled images), which the objectives cannot remove and would learn to keep")
+                   help="adapt even where the noise looks correlated between neighbouring pixels at every --shuffle "
+                        "stride tried (camera JPEGs, resampled images), which the objectives cannot remove and would "
+                        "learn to keep")
+    p.add_argument("--shuffle", choices=("auto", "1", "2", "3", "4"), default="auto",
+                   help="train on the images' SxS pixel-shuffled sub-images, where noise correlated between neighbours "
+                        "is independent again (auto, the default: the smallest S from 1 at which the noise the start "
+                        "model removes is independent; 1: the images themselves)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -102,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
           f"validation score {result.start_score:.6g} -> {result.best_score:.6g} ({verdict})")
     level = "auto" if args.sigma is None else f"{args.sigma:g}"  # the level it was adapted with
     sigma = f" --sigma {level}" if result.reads_sigma else ""
+    if result.shuffle > 1:
+        print(f"the model works on {result.shuffle}x{result.shuffle} pixel-shuffled sub-images (correlated noise); "
+              f"it reads the noise level there")
     print(f"wrote {out}; denoise with: aedenoise denoise IMAGE --model {out}{sigma}")
     return 0
 
@@ -110,18 +120,17 @@ def _setup(args: argparse.Namespace):
     from pathlib import Path
 
     from aedenoise.config import validate_adapt_config
+    from aedenoise.data.noisy import read_noisy_images
     from aedenoise.denoising.files import expand_inputs
     from aedenoise.denoising.selection import default_model_for
     from aedenoise.errors import ConfigError
     from aedenoise.training.adapt import (
         check_channels,
-        check_output,
         check_resumable,
-        plan_adaptation,
-        read_noisy_images,
         resolve_start,
+        saved_shuffle,
     )
-    from aedenoise.training.adapt_checks import check_independent_noise
+    from aedenoise.training.adapt_checks import check_output, plan_for_noise
 
     if args.steps == 0 or args.minutes == 0:
         raise ConfigError("a budget of zero leaves nothing to do; give --steps N or --minutes M above 0 "
@@ -131,7 +140,8 @@ def _setup(args: argparse.Namespace):
     steps, minutes = args.steps, args.minutes
     if steps is None and minutes is None:
         steps, minutes = DEFAULT_STEPS, DEFAULT_MINUTES
-    objective = {"kind": args.objective, **({"n2v2": True} if args.n2v2 else {}),
+    kind = "neighbor2neighbor" if args.objective == "auto" else args.objective  # auto: plan_for_noise may pick r2r
+    objective = {"kind": kind, **({"n2v2": True} if args.n2v2 else {}),
                  **({"sigma": args.sigma / 255} if args.sigma is not None else {})}
     config = validate_adapt_config({
         "objective": objective, "steps": steps, "minutes": minutes, "patch_size": args.patch, "batch_size": args.batch,
@@ -148,8 +158,11 @@ def _setup(args: argparse.Namespace):
         start = resolve_start(default_model_for(int(images[0][1].shape[0]), noise="camera"))
     else:
         start = resolve_start(args.start)
-    plan = plan_adaptation(start, images, config, log=_note)
+    shuffle = None if args.shuffle == "auto" else int(args.shuffle)
+    if args.resume and shuffle is None:
+        shuffle = saved_shuffle(out)  # continue at the stride chosen before
+    plan = plan_for_noise(start, images, config, shuffle=shuffle, force=args.force, auto_objective=args.objective == "auto",
+                          log=_note)
     if args.resume:
         check_resumable(plan, out)
-    check_independent_noise(plan, force=args.force, log=_note)
     return plan, out

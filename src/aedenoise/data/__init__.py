@@ -4,6 +4,6 @@
 image folders into patch sets; ``noisy.py`` patch sets of noisy images (no clean image,
 or one fixed noisy copy of clean ones) for self-supervised training and ``aedenoise
 adapt``; ``sources.py`` is the ``TrainingData`` protocol. Import the submodules directly;
-this package imports nothing heavy. May import: config, io, noise and the top-level
-shared modules.
+this package imports nothing heavy. May import: config, io, noise, models and the
+top-level shared modules.
 """

@@ -1,5 +1,7 @@
 """Noisy training data: patches of noisy images with no clean image, or of one fixed noisy copy of clean ones.
 
+:func:`read_noisy_images` reads a user's noisy files (every page of a stack) for ``aedenoise adapt``.
+
 What self-supervised training (:mod:`aedenoise.training.selfsupervised`) and ``aedenoise adapt``
 read. Both sources are a :class:`NoisyPatchData`, whose batches are :class:`NoisyBatch`:
 
@@ -9,7 +11,8 @@ read. Both sources are a :class:`NoisyPatchData`, whose batches are :class:`Nois
   ``2 * patch_size`` wide (``patch_size`` wide where that gives fewer than two cells in all);
   ``val_fraction`` of the cells (at least one, never all), chosen by ``seed``, are held back,
   and training crops never cross a cell border, so no training patch shares a pixel with
-  the validation patches.
+  the validation patches. With ``shuffle`` > 1 the patches are of the images' pixel-shuffled
+  sub-images (``aedenoise adapt`` on correlated noise), a place held back in all of them.
 * :func:`fixed_noise_data`: ``image_folder`` with ``fixed_noise = true``. Each image gets
   its noise drawn once, from a generator seeded by the image's index in the sorted file
   list alone (the same noisy copy for every run and seed, as a user's photographs would be),
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 from torch import Tensor
@@ -48,7 +51,8 @@ from aedenoise.data.images import (
 )
 from aedenoise.data.sources import epoch_generator
 from aedenoise.errors import ConfigError, DataError
-from aedenoise.io import read_image, to_channels
+from aedenoise.io import page_count, read_image, read_pages, to_channels
+from aedenoise.models.pixel_shuffle import shuffle_down
 from aedenoise.noise import NoiseModel, estimate_sigma, noisy_batch
 
 Levels = Literal["drawn", "estimated"]
@@ -136,22 +140,25 @@ def image_cells(sizes: Sequence[tuple[int, int]], patch_size: int) -> list[tuple
     return [cell_grid(h, w, patch_size, fine=True) for h, w in sizes]
 
 
-def fit_patch_size(images: Sequence[tuple[str, Tensor]], requested: int, *, multiple: int, minimum: int = MIN_PATCH) -> int:
+def fit_patch_size(images: Sequence[tuple[str, Tensor]], requested: int, *, multiple: int, minimum: int = MIN_PATCH,
+                   shuffle: int = 1) -> int:
     """The largest patch side ``<= requested``, a multiple of ``multiple`` and ``>= minimum``, at which the
-    images hold at least two cells (:func:`image_cells`). Raises :class:`DataError` naming the largest image,
-    :class:`ConfigError` for ``requested`` below the minimum."""
+    images (their ``shuffle x shuffle`` pixel-shuffled sub-images) hold at least two cells (:func:`image_cells`).
+    Raises :class:`DataError` naming the largest image, :class:`ConfigError` for ``requested`` below the minimum."""
     minimum = -(-max(minimum, multiple) // multiple) * multiple
     if requested < minimum:
         raise ConfigError(f"patch size {requested} is below the smallest this model and objective take, {minimum}")
-    sizes = [(int(im.shape[-2]), int(im.shape[-1])) for _, im in images]
+    sizes = [(int(im.shape[-2]) // shuffle, int(im.shape[-1]) // shuffle) for _, im in images]
     p = requested // multiple * multiple
     while p >= minimum:
         if sum(r * c for r, c in image_cells(sizes, p)) >= 2:
             return p
         p -= multiple
     name, im = max(images, key=lambda ni: min(ni[1].shape[-2:]))
+    sub = f" of its {shuffle}x{shuffle} pixel-shuffled sub-images" if shuffle > 1 else ""
     raise DataError(f"{name}: {im.shape[-2]}x{im.shape[-1]} pixels is too small: adapting needs room for two "
-                    f"{minimum}x{minimum} patches (one to train on, one to validate), e.g. {2 * minimum}x{minimum} pixels")
+                    f"{minimum}x{minimum} patches{sub} (one to train on, one to validate), e.g. "
+                    f"{2 * minimum * shuffle}x{minimum * shuffle} pixels")
 
 
 def _cells(image: Tensor, rows: int, cols: int) -> list[Tensor]:
@@ -164,9 +171,10 @@ def _cells(image: Tensor, rows: int, cols: int) -> list[Tensor]:
 
 
 def image_level(name: str, y: Tensor) -> float:
-    """The estimated Gaussian noise level of one noisy image ``y`` [C, H, W] on [0, 1]; errors name ``name``."""
+    """The estimated Gaussian noise level of one noisy image ``y`` [C, H, W] on [0, 1] (of a batch
+    ``[N, C, H, W]`` of its sub-images: their median); errors name ``name``."""
     try:
-        return float(estimate_sigma(y[None])[0])
+        return float(estimate_sigma(y if y.ndim == 4 else y[None]).median())
     except DataError as err:
         raise DataError(f"{name}: {err}") from None
 
@@ -180,28 +188,36 @@ def noisy_patch_data(
     val_count: int,
     seed: int,
     estimate_levels: bool,
+    shuffle: int = 1,
 ) -> NoisyPatchData:
     """Patch data of noisy ``images`` (``(name, float32 [C, H, W])``, one channel count) split by cells.
 
     Images smaller than ``patch_size`` are left out. ``estimate_levels``: estimate each
-    image's noise level once (else ``sigma`` is ``None``). Raises :class:`DataError` when
-    fewer than two cells fit.
+    image's noise level once (else ``sigma`` is ``None``). ``shuffle`` > 1: the patches are
+    cut from each image's ``shuffle**2`` pixel-shuffled sub-images
+    (:func:`aedenoise.models.pixel_shuffle.shuffle_down`; ``patch_size`` is theirs), the
+    cells at one place of all sub-images held back together (no training patch shows the
+    place of a validation patch), the level the median over the sub-images. Raises
+    :class:`DataError` when fewer than two cells fit.
     """
-    p = patch_size
-    usable = [(n, im) for n, im in images if min(im.shape[-2:]) >= p]
-    grids = image_cells([tuple(im.shape[-2:]) for _, im in usable], p)
+    p, s = patch_size, shuffle
+    usable = [(n, im) for n, im in images if min(im.shape[-2:]) // s >= p]
+    grids = image_cells([(im.shape[-2] // s, im.shape[-1] // s) for _, im in usable], p)
     if sum(r * c for r, c in grids) < 2:
         raise DataError(f"{', '.join(n for n, _ in images)}: too small for two {p}x{p} patches (one to train on, "
-                        f"one to validate); add images or lower the patch size")
-    regions: list[tuple[Tensor, float]] = []
+                        f"one to validate){f' of the {s}x{s} pixel-shuffled sub-images' if s > 1 else ''}; "
+                        f"add images or lower the patch size")
+    places: list[list[tuple[Tensor, float]]] = []  # each: the cells at one place of an image's sub-images
     for (name, im), (rows, cols) in zip(usable, grids):
-        level = image_level(name, im) if estimate_levels else 0.0
-        regions += [(cell, level) for cell in _cells(im, rows, cols)]
-    n_val = min(len(regions) - 1, max(1, round(val_fraction * len(regions))))
-    order = torch.randperm(len(regions), generator=torch.Generator().manual_seed(seed + VAL_STREAM)).tolist()
+        subs = shuffle_down(im[None], s)
+        level = image_level(name, subs) if estimate_levels else 0.0
+        cells = [_cells(sub, rows, cols) for sub in subs]
+        places += [[(sub_cells[k], level) for sub_cells in cells] for k in range(rows * cols)]
+    n_val = min(len(places) - 1, max(1, round(val_fraction * len(places))))
+    order = torch.randperm(len(places), generator=torch.Generator().manual_seed(seed + VAL_STREAM)).tolist()
     held = set(order[:n_val])
-    train = [regions[i] for i in range(len(regions)) if i not in held]
-    val = [regions[i] for i in sorted(held)]
+    train = [r for i in range(len(places)) if i not in held for r in places[i]]
+    val = [r for i in sorted(held) for r in places[i]]
     val_store = ImageStore.build([cell for cell, _ in val])
     crops = validation_crops(val_store, val_count, p, seed=seed)
     val_levels = torch.tensor([lv for _, lv in val], dtype=torch.float32)
@@ -257,3 +273,22 @@ def fixed_noise_data(data: DataConfig, noise: NoiseModel, *, seed: int, levels: 
         val_x=cut_patches(val_clean, crops, p, c), names=tuple(str(f) for _, f, _ in train),
         noisy=ImageStore.build(train_y), clean=ImageStore.build([im for _, _, im in train]), levels=train_levels,
     )
+
+
+def read_noisy_images(files: Sequence[tuple[Path, Path]], *, log: Callable[[str], None]) -> list[tuple[str, Tensor]]:
+    """``(name, float32 [C, H, W] in [0, 1])`` of each readable image of ``files`` (from
+    :func:`aedenoise.denoising.files.expand_inputs`; alpha is dropped). Every page of a
+    multi-page TIFF is an image of its own, named ``stack.tif (page 3)`` (from 1). An
+    unreadable file (or page: the rest of that file) is reported through ``log`` and skipped;
+    :class:`DataError` when nothing is left."""
+    images: list[tuple[str, Tensor]] = []
+    for path, rel in files:
+        try:
+            stack = page_count(path) > 1
+            for page in read_pages(path):
+                images.append((f"{rel} (page {page.page + 1})" if stack else str(rel), page.data))
+        except DataError as err:
+            log(f"skipped {err}" if str(path) in str(err) else f"skipped {path}: {err}")
+    if not images:
+        raise DataError(f"none of the {len(files)} input file(s) could be read")
+    return images

@@ -20,7 +20,9 @@ from aedenoise.denoising.tiling import denoise_tiled, model_label
 from aedenoise.errors import ConfigError
 from aedenoise.io import ImageFile
 from aedenoise.models import Denoiser
+from aedenoise.models.pixel_shuffle import shuffle_down
 from aedenoise.noise import estimate_sigma
+from aedenoise.noise.level import MIN_SIDE
 
 Sigma = float | Literal["auto"] | None
 AUTO_SIGMA_CROP = 512
@@ -40,7 +42,9 @@ def resolve_sigma(model: Denoiser, y: Tensor, sigma: Sigma, *, min_sigma: float 
 
     ``None`` for a model that ignores sigma. ``"auto"`` estimates it with
     :func:`aedenoise.noise.estimate_sigma` on a central crop (at most
-    :data:`AUTO_SIGMA_CROP` pixels a side), and gives at least ``min_sigma`` (the camera
+    :data:`AUTO_SIGMA_CROP` pixels a side; the median over its pixel-shuffled sub-images
+    for a model that works on those, ``model.shuffle_stride``, where they are at least
+    :data:`aedenoise.noise.level.MIN_SIDE` pixels), and gives at least ``min_sigma`` (the camera
     preset's floor, :data:`aedenoise.denoising.selection.CAMERA_MIN_SIGMA`; a level given
     as a number is used as it is). A model that needs sigma and gets ``None`` raises
     :class:`ConfigError`.
@@ -54,7 +58,11 @@ def resolve_sigma(model: Denoiser, y: Tensor, sigma: Sigma, *, min_sigma: float 
         h, w = y.shape[-2:]
         ch, cw = min(h, AUTO_SIGMA_CROP), min(w, AUTO_SIGMA_CROP)
         crop = y[..., (h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
-        return max(float(estimate_sigma(crop.reshape(1, *crop.shape[-3:]))[0]), min_sigma)
+        stride = getattr(model, "shuffle_stride", 1)
+        if min(ch, cw) // stride < MIN_SIDE:  # sub-images too small to read: the whole crop (reads correlated noise low)
+            stride = 1
+        crop = shuffle_down(crop.reshape(1, *crop.shape[-3:]), stride)  # stride 1: the crop itself
+        return max(float(estimate_sigma(crop).median()), min_sigma)
     return check_sigma(sigma)
 
 

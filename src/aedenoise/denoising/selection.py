@@ -134,7 +134,7 @@ class _ChannelAdapter(Denoiser):
         super().__init__()
         self.inner, self.in_channels, self.arch = inner, channels, inner.arch
         self.size_multiple, self.receptive_field = inner.size_multiple, inner.receptive_field
-        self.uses_sigma = inner.uses_sigma
+        self.uses_sigma, self.shuffle_stride = inner.uses_sigma, inner.shuffle_stride
 
     def forward(self, y: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         b, c, h, w = y.shape

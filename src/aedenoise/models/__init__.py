@@ -2,6 +2,7 @@
 
 ``base.py`` holds the contract ``x_hat = model(y, sigma)``; ``registry.py``
 ``create_model`` / ``list_models``; one module per family registers itself there;
+``pixel_shuffle.py`` runs any of them on pixel-shuffled sub-images (correlated noise);
 ``checkpoint.py`` saves and rebuilds models as safetensors + JSON metadata. Models never
 download weights when built (shipped weights: :mod:`aedenoise.pretrained`).
 May import: the top-level shared modules (errors, atomic, paths, hardware, version).
@@ -16,6 +17,7 @@ from aedenoise.models import res_ae  # noqa: E402,F401
 from aedenoise.models import stacked_ae  # noqa: E402,F401
 from aedenoise.models import unet  # noqa: E402,F401
 from aedenoise.models import dncnn  # noqa: E402,F401
+from aedenoise.models import pixel_shuffle  # noqa: E402,F401
 from aedenoise.models.checkpoint import Checkpoint, load_checkpoint, read_metadata, save_checkpoint  # noqa: E402
 
 __all__ = [

@@ -24,6 +24,8 @@ class Denoiser(nn.Module):
     * ``receptive_field``: pixels of context each output needs (tiling overlap).
     * ``any_channels``: ``forward`` takes gray (1) and RGB (3) images alike, whatever
       ``in_channels`` says (the classical filters); callers then adapt nothing.
+    * ``shuffle_stride``: ``forward`` works on pixel-shuffled sub-images at this stride
+      (:mod:`aedenoise.models.pixel_shuffle`), so an estimated ``sigma`` is read on those.
     """
 
     in_channels: int = 1
@@ -31,6 +33,7 @@ class Denoiser(nn.Module):
     uses_sigma: bool = False
     receptive_field: int = 16
     any_channels: bool = False
+    shuffle_stride: int = 1
 
     def __init__(self) -> None:
         super().__init__()

@@ -18,6 +18,10 @@ denoise --model`` and ``aedenoise evaluate --method`` take.
   by ``(seed, step)``, so the step number is the whole random state: a resumed run takes
   the steps an uninterrupted one would.
 * **Budget**: ``steps`` in total (resumes included) and/or ``minutes`` of this invocation.
+* **Correlated noise**: with ``shuffle`` > 1 (chosen by
+  :func:`aedenoise.training.adapt_checks.plan_for_noise`) the network is trained on the images'
+  pixel-shuffled sub-images, whose noise is independent between neighbours, and the output is
+  a ``pixel_shuffle`` model that applies it to them.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ from aedenoise.atomic import write_json
 from aedenoise.config import AdaptConfig
 from aedenoise.data.noisy import NoisyPatchData, fit_patch_size, noisy_patch_data
 from aedenoise.data.sources import epoch_generator
-from aedenoise.errors import CheckpointError, ConfigError, DataError
+from aedenoise.errors import CheckpointError, ConfigError
 from aedenoise.hardware import cpu_description
-from aedenoise.io import page_count, read_pages
 from aedenoise.models import Denoiser, load_checkpoint, read_metadata, save_checkpoint
+from aedenoise.models.pixel_shuffle import PixelShuffled, wrap
 from aedenoise.training.inputs import VAL_SEED_OFFSET, told_level
 from aedenoise.training.loop import choose_threads
 from aedenoise.training.optimizers import load_optimizer_state, make_optimizer
@@ -53,10 +57,18 @@ MIN_GAIN = 0.05
 """The adapted weights are written only if their score is at least this share below the start model's.
 The objectives' scores are not PSNR: from `color-blind` on CBSD68 (docs/self-supervised.md), a 3.2%
 better neighbor2neighbor score came with 0.21 dB less PSNR (white Gaussian noise it already knew), an
-11% better one with 1.85 dB more (Poisson noise it did not)."""
+11% better one with 1.85 dB more (Poisson noise it did not). r2r's score is an unbiased estimate of the
+squared error (plus a constant), so any gain counts there (:func:`min_gain`)."""
 VAL_BATCH = 16
 _STEP_STREAM = 49_979_687
 Log = Callable[[str], None]
+
+
+def min_gain(kind: str) -> float:
+    """The least relative fall of objective ``kind``'s validation score that gets adapted weights written:
+    :data:`MIN_GAIN` for neighbor2neighbor and n2v, whose scores also reward blur (their targets are other
+    pixels), 0 for r2r, whose target is the same pixel with independent noise."""
+    return 0.0 if kind == "r2r" else MIN_GAIN
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,7 @@ class AdaptResult:
     patch_size: int
     images: tuple[str, ...]
     reads_sigma: bool  # the model reads a noise level: denoise it with --sigma (auto: estimated, as here)
+    shuffle: int  # the model works on the shuffle x shuffle pixel-shuffled sub-images (1: on the images)
 
     @property
     def improved(self) -> bool:
@@ -125,27 +138,7 @@ def check_channels(images: Sequence[tuple[str, Tensor]], channels: int, *, model
                           f"choose a {kinds.get(have, have)} model with --from")
 
 
-def check_output(out: Path, inputs: Sequence[Path], *, overwrite: bool, resume: bool) -> None:
-    """Refuse an output that is not ``*.safetensors``, lies inside the shipped weights' folder, is an
-    input, or exists (unless ``overwrite``, or ``resume`` and it is this adaptation's own earlier output);
-    and an interrupted adaptation's state beside it unless ``resume`` or ``overwrite`` says what to do."""
-    for src in inputs:
-        if out.resolve() == src.resolve() or (out.exists() and os.path.samefile(out, src)):
-            raise ConfigError(f"--out {out} is the input {src}; refusing to overwrite an input")
-    if out.resolve().is_relative_to(Path(pretrained.__file__).resolve().parent):
-        raise ConfigError(f"--out {out} lies in the shipped weights' folder; refusing to overwrite package files")
-    if out.suffix.lower() != ".safetensors":
-        raise ConfigError(f"--out {out}: name the output *.safetensors (a checkpoint file)")
-    state = state_dir(out) / STATE
-    if out.exists() and not overwrite and not (resume and state.is_file() and "adapted_from" in _metadata_or_empty(out)):
-        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
-    if state.is_file() and not (resume or overwrite):
-        step = _metadata_or_empty(state).get("state", {}).get("step", "?")
-        raise ConfigError(f"{state.parent} holds an adaptation stopped at step {step}: add --resume to continue it, "
-                          f"or --overwrite to start over")
-
-
-def _metadata_or_empty(path: Path) -> dict[str, Any]:
+def metadata_or_empty(path: Path) -> dict[str, Any]:
     try:
         return read_metadata(path)
     except CheckpointError:
@@ -157,50 +150,69 @@ class AdaptPlan:
     """What :func:`adapt` will train, every user error found (:func:`plan_adaptation`) before any work.
 
     ``shapes``: those of the images used (``[C, H, W]``, in ``data.names`` order);
-    ``constant``: every one of them is constant (no noise to learn from: no step is taken).
+    ``constant``: every one of them is constant (no noise to learn from: no step is taken);
+    ``shuffle``: the patches are of the images' ``shuffle x shuffle`` pixel-shuffled sub-images,
+    on which ``model`` is trained (and the output applies it: :mod:`aedenoise.models.pixel_shuffle`).
     """
 
     start: StartModel
-    model: Denoiser
+    model: Denoiser  # a pixel_shuffle start model's inner one
     config: AdaptConfig
     data: NoisyPatchData
     level: Level
     patch_size: int
     shapes: tuple[tuple[int, ...], ...]
     constant: bool
+    shuffle: int = 1
+
+
+def start_stride(start: StartModel) -> int | None:
+    """The pixel-shuffle stride ``start`` works at if it is a ``pixel_shuffle`` model, else ``None``."""
+    arch = read_metadata(start.path).get("model") or {}
+    return int(arch.get("args", {}).get("stride", 2)) if arch.get("name") == "pixel_shuffle" else None
 
 
 def plan_adaptation(start: StartModel, images: Sequence[tuple[str, Tensor]], config: AdaptConfig, *,
-                    log: Log = print) -> AdaptPlan:
+                    shuffle: int = 1, log: Log = print) -> AdaptPlan:
     """Load ``start``, check ``images`` (``(name, float32 [C, H, W] in [0, 1])``) against it, fit the patch
-    size to them (notes through ``log``) and cut the training and held-back patches.
+    size to them (notes through ``log``) and cut the training and held-back patches (of the
+    ``shuffle x shuffle`` pixel-shuffled sub-images when ``shuffle`` > 1; a ``pixel_shuffle``
+    start model takes its own stride only).
 
     Raises :class:`ConfigError` for images of another channel count than the model's (or
     mixed), :class:`DataError` for images too small for two patches of the minimum size.
     """
-    model = load_checkpoint(start.path).model.train()
+    model = load_checkpoint(start.path).model
+    if isinstance(model, PixelShuffled):
+        if shuffle != model.stride:
+            raise ConfigError(f"--from {start.label} works on {model.stride}x{model.stride} pixel-shuffled sub-images; "
+                              f"adapt it at that stride (--shuffle {model.stride}), not {shuffle}")
+        model = model.inner
+    model.train()
     check_channels(images, int(model.in_channels), model=f"--from {start.label}")
     cfg = config.objective
     level = level_source(cfg, model)
-    p = fit_patch_size(images, config.patch_size, multiple=patch_multiple(cfg, model))
+    p = fit_patch_size(images, config.patch_size, multiple=patch_multiple(cfg, model), shuffle=shuffle)
     if p != config.patch_size:
         name, im = min(images, key=lambda ni: min(ni[1].shape[-2:]))
         log(f"patch {config.patch_size} -> {p} pixels to fit the images (smallest: {name}, {im.shape[-2]}x{im.shape[-1]})")
-    if left_out := [n for n, im in images if min(im.shape[-2:]) < p]:
-        log(f"left out (smaller than the {p}-pixel patch): {', '.join(left_out)}")
-    used = [(n, im) for n, im in images if min(im.shape[-2:]) >= p]
+    if left_out := [n for n, im in images if min(im.shape[-2:]) // shuffle < p]:
+        log(f"left out (smaller than the {p}-pixel patch{' of the sub-images' if shuffle > 1 else ''}): {', '.join(left_out)}")
+    used = [(n, im) for n, im in images if min(im.shape[-2:]) // shuffle >= p]
     constant = [n for n, im in used if bool((im == im.flatten()[0]).all())]
     for name in constant:
         log(f"{name} is constant: it holds no noise to learn from")
     data = noisy_patch_data(used, patch_size=p, patches_per_epoch=config.batch_size, val_fraction=config.val_fraction,
-                            val_count=config.val_count, seed=config.seed, estimate_levels=level == "estimated")
+                            val_count=config.val_count, seed=config.seed, estimate_levels=level == "estimated",
+                            shuffle=shuffle)
     return AdaptPlan(start=start, model=model, config=config, data=data, level=level, patch_size=p,
-                     shapes=tuple(tuple(im.shape) for _, im in used), constant=len(constant) == len(used))
+                     shapes=tuple(tuple(im.shape) for _, im in used), constant=len(constant) == len(used), shuffle=shuffle)
 
 
 def adapt(plan: AdaptPlan, out: str | os.PathLike[str], *, resume: bool = False, progress: bool = True,
           log: Log = print) -> AdaptResult:
-    """Fine-tune ``plan.model`` on ``plan.data`` and write the best weights to ``out`` (checked first: :func:`check_output`).
+    """Fine-tune ``plan.model`` on ``plan.data`` and write the best weights to ``out`` (checked first:
+    :func:`aedenoise.training.adapt_checks.check_output`).
 
     ``resume``: continue from ``<out>.adapt/`` when it holds a state (same settings but the
     budget, same images, same start); otherwise any old state there is replaced. ``log``
@@ -267,20 +279,26 @@ def adapt(plan: AdaptPlan, out: str | os.PathLike[str], *, resume: bool = False,
         if bar is not None:
             bar.close()
     gain = 1 - st["best_score"] / st["start_score"] if st["start_score"] > 0 else 0.0
-    accepted = st["best_step"] > 0 and gain >= MIN_GAIN
-    best = load_checkpoint(folder / BEST if accepted else start.path).model
-    _write_output(out, best, st, start, config, data, p, accepted=accepted)
+    accepted = st["best_step"] > 0 and gain >= min_gain(cfg.kind)
+    best = load_checkpoint(folder / BEST).model if accepted else _start_inner(start)
+    _write_output(out, wrap(best, plan.shuffle), st, start, config, data, p, accepted=accepted, shuffle=plan.shuffle)
+    kept = f"the start model {start.label} unchanged" + (
+        f" (applied to {plan.shuffle}x{plan.shuffle} pixel-shuffled sub-images)" if plan.shuffle > 1 else "")
     if plan.constant:
-        log(f"every image is constant (no noise to learn from): {out} holds the start model {start.label} unchanged")
+        log(f"every image is constant (no noise to learn from): {out} holds {kept}")
     elif st["best_step"] == 0:
-        log(f"the validation score never improved on the start model's ({st['start_score']:.6g}): "
-            f"{out} holds the start model {start.label} unchanged")
+        log(f"the validation score never improved on the start model's ({st['start_score']:.6g}): {out} holds {kept}")
     elif not accepted:
-        log(f"the validation score improved by only {100 * gain:.1f}% (at least {100 * MIN_GAIN:g}% is needed to trust "
-            f"it): {out} holds the start model {start.label} unchanged")
+        log(f"the validation score improved by only {100 * gain:.1f}% (at least {100 * min_gain(cfg.kind):g}% is needed "
+            f"to trust it): {out} holds {kept}")
     return AdaptResult(out=out, steps=st["step"], start_score=st["start_score"], best_score=st["best_score"],
                        best_step=st["best_step"] if accepted else 0, seconds=st["seconds"], patch_size=p,
-                       images=data.names, reads_sigma=bool(model.uses_sigma))
+                       images=data.names, reads_sigma=bool(model.uses_sigma), shuffle=plan.shuffle)
+
+
+def _start_inner(start: StartModel) -> Denoiser:
+    model = load_checkpoint(start.path).model
+    return model.inner if isinstance(model, PixelShuffled) else model
 
 
 def _checkpoint(folder: Path, model: Denoiser, opt: torch.optim.Optimizer, st: dict[str, Any], score: float,
@@ -304,7 +322,8 @@ def _save_state(folder: Path, model: Denoiser, opt: torch.optim.Optimizer, st: d
 def _inputs(plan: AdaptPlan) -> dict[str, Any]:
     """What a resumed adaptation must share with the saved one, besides the settings: images, start, patch."""
     return {"images": list(plan.data.names), "shapes": [list(s) for s in plan.shapes],
-            "start": {"name": plan.start.label, "sha256": plan.start.sha256}, "patch_size": plan.patch_size}
+            "start": {"name": plan.start.label, "sha256": plan.start.sha256}, "patch_size": plan.patch_size,
+            "shuffle": plan.shuffle}
 
 
 def check_resumable(plan: AdaptPlan, out: str | os.PathLike[str]) -> None:
@@ -320,11 +339,18 @@ def check_resumable(plan: AdaptPlan, out: str | os.PathLike[str]) -> None:
         saved.pop(key)
         mine.pop(key)
     differ = sorted(k for k in mine if saved[k] != mine[k])
-    if meta["inputs"] != _inputs(plan):
-        differ.append("images or start model")
+    names = {"shapes": "images", "start": "start model", "patch_size": "patch size", "shuffle": "pixel-shuffle stride"}
+    saved_in, mine_in = meta["inputs"], _inputs(plan)
+    differ += sorted({names.get(k, k) for k in mine_in if saved_in.get(k, 1 if k == "shuffle" else None) != mine_in[k]})
     if differ:
         raise ConfigError(f"{state.parent}: cannot resume another adaptation (it differs in: {', '.join(differ)}); "
                           f"leave out --resume and pass --overwrite to start over")
+
+
+def saved_shuffle(out: str | os.PathLike[str]) -> int | None:
+    """The pixel-shuffle stride of the adaptation saved beside ``out`` (``None``: nothing saved)."""
+    state = state_dir(out) / STATE
+    return int(metadata_or_empty(state).get("inputs", {}).get("shuffle", 1)) if state.is_file() else None
 
 
 def _load_state(plan: AdaptPlan, out: Path, opt: torch.optim.Optimizer) -> dict[str, Any]:
@@ -341,7 +367,7 @@ def _load_state(plan: AdaptPlan, out: Path, opt: torch.optim.Optimizer) -> dict[
 
 
 def _write_output(out: Path, model: Denoiser, st: dict[str, Any], start: StartModel, config: AdaptConfig,
-                  data: NoisyPatchData, patch: int, *, accepted: bool) -> None:
+                  data: NoisyPatchData, patch: int, *, accepted: bool, shuffle: int) -> None:
     meta = {
         "adapted_from": {"name": start.label, "sha256": start.sha256},
         "objective": config.objective.settings(),
@@ -350,7 +376,7 @@ def _write_output(out: Path, model: Denoiser, st: dict[str, Any], start: StartMo
         "start_score": st["start_score"], "best_score": st["best_score"], "improved": accepted,
         "score": f"{config.objective.kind} validation loss on {data.val_y.shape[0]} held-back noisy patches (lower is better)",
         "history": st["history"], "seconds": st["seconds"], "cpu": cpu_description(), "torch": torch.__version__,
-        "adapt": {**config.to_json_dict(), "patch_size": patch},
+        "adapt": {**config.to_json_dict(), "patch_size": patch, "shuffle": shuffle},
     }
     save_checkpoint(out, model, metadata=meta)
 
@@ -361,22 +387,3 @@ def _bar(enabled: bool, initial: int, total: int | None) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="adapt", unit="step", mininterval=0.5)
-
-
-def read_noisy_images(files: Sequence[tuple[Path, Path]], *, log: Log) -> list[tuple[str, Tensor]]:
-    """``(name, float32 [C, H, W] in [0, 1])`` of each readable image of ``files`` (from
-    :func:`aedenoise.denoising.files.expand_inputs`; alpha is dropped). Every page of a
-    multi-page TIFF is an image of its own, named ``stack.tif (page 3)`` (from 1). An
-    unreadable file (or page: the rest of that file) is reported through ``log`` and skipped;
-    :class:`DataError` when nothing is left."""
-    images: list[tuple[str, Tensor]] = []
-    for path, rel in files:
-        try:
-            stack = page_count(path) > 1
-            for page in read_pages(path):
-                images.append((f"{rel} (page {page.page + 1})" if stack else str(rel), page.data))
-        except DataError as err:
-            log(f"skipped {err}" if str(path) in str(err) else f"skipped {path}: {err}")
-    if not images:
-        raise DataError(f"none of the {len(files)} input file(s) could be read")
-    return images
