@@ -256,3 +256,21 @@ def test_auto_sigma_falls_back_to_the_whole_crop_when_the_sub_images_are_too_sma
     inner = create_model("unet", in_channels=1, widths=(4, 8), blocks=1)
     y = 0.5 + 0.05 * torch.randn(1, 40, 40, generator=torch.Generator().manual_seed(0))
     assert resolve_sigma(wrap(inner, 3), y, "auto") == pytest.approx(resolve_sigma(inner, y, "auto"))
+
+
+def test_paired_evaluation_reads_each_method_s_level_its_own_way() -> None:
+    """On real noise with sigma 'auto' the harness estimates once per image and stride: a model
+    adapted on sub-images must not get the level estimated on the whole image for another method."""
+    from aedenoise.benchmark.methods import Method
+    from aedenoise.benchmark.protocol import _Run
+
+    inner = create_model("unet", in_channels=1, widths=(4, 8), blocks=1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.linspace(0.2, 0.8, 192).repeat(192, 1)[None]
+    noise = F.avg_pool2d(F.pad(torch.randn(1, 1, 192, 192, generator=g), (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    y = (x + 3 * 0.05 * noise[0])[None]
+    run = _Run(seed=0, clip=False, device=torch.device("cpu"), tile=None, cache_dir=None, examples_dir=None)
+    whole = run.level(Method("plain", inner, "plain"), "Real", "a.png", y, "real", "auto")
+    shuffled = run.level(Method("adapted", wrap(inner, 3), "adapted"), "Real", "a.png", y, "real", "auto")
+    assert shuffled == pytest.approx(resolve_sigma(wrap(inner, 3), y[0], "auto"))
+    assert whole == pytest.approx(resolve_sigma(inner, y[0], "auto")) and whole < 0.6 * shuffled

@@ -168,3 +168,12 @@ def test_correlated_gaussian_noise_is_averaged_white_noise() -> None:
     assert abs(float(white.std()) - 0.09) < 0.003
     with pytest.raises(ConfigError):
         CorrelatedGaussianNoise(0.1, blur=2)
+
+
+def test_correlated_gaussian_noise_on_an_image_smaller_than_its_window_is_a_clear_error() -> None:
+    from aedenoise.errors import ConfigError
+    from aedenoise.noise import CorrelatedGaussianNoise
+
+    with pytest.raises(ConfigError, match="too small for noise averaged over 5x5"):
+        CorrelatedGaussianNoise(0.1, blur=5)(torch.rand(1, 1, 1, 5))
+    assert CorrelatedGaussianNoise(0.1, blur=5)(torch.rand(1, 1, 3, 5)).shape == (1, 1, 3, 5)

@@ -187,7 +187,7 @@ class _Run:
     tile: int | None
     cache_dir: Path | None
     examples_dir: Path | None
-    estimates: dict[tuple[str, str], float | None] = field(default_factory=dict, compare=False)
+    estimates: dict[tuple[str, str, int], float] = field(default_factory=dict, compare=False)
 
     def protocol(self, *, paired: bool = False) -> dict[str, object]:
         out: dict[str, object] = {
@@ -215,11 +215,12 @@ class _Run:
             return float(given) / 255.0
         if not getattr(m.denoiser, "uses_sigma", False):
             return None
-        key = (dataset, image)
-        if key not in self.estimates:  # one estimate per image, shared by every method
+        # One estimate per image, shared by every method that reads it the same way: on the image, or on its
+        # pixel-shuffled sub-images at the model's stride (a model adapted to correlated noise).
+        key = (dataset, image, getattr(m.denoiser, "shuffle_stride", 1))
+        if key not in self.estimates:
             self.estimates[key] = resolve_sigma(m.denoiser, y[0], AUTO_SIGMA)
-        estimate = self.estimates[key]
-        return None if estimate is None else max(estimate, m.min_sigma)
+        return max(self.estimates[key], m.min_sigma)
 
 
 def _run_group(

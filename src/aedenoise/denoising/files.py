@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import torch
-
-import aedenoise.denoising.selection as selection
 from torch import Tensor
 
+import aedenoise.denoising.selection as selection
 from aedenoise.denoising.image import Sigma, denoise_image, resolve_sigma
 from aedenoise.errors import AedenoiseError, ConfigError, DataError
 from aedenoise.io import (

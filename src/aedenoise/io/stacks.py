@@ -33,7 +33,7 @@ from torch import Tensor
 
 from aedenoise.atomic import atomic_path
 from aedenoise.errors import DataError
-from aedenoise.io.codecs import check_pixels, open_tiff, read_tiff_page, tiff_icc, tiff_page_args
+from aedenoise.io.codecs import open_tiff, read_tiff_page, tiff_icc, tiff_page_args
 from aedenoise.io.image_files import (
     ImageFile,
     check_target,
@@ -226,8 +226,7 @@ def _read_page(src: Path, index: int, count: int, tif: tifffile.TiffFile, pillow
     if decoded is None:
         with pillow_errors(name, "TIFF"):
             im = pillow()
-            im.seek(index)
-            check_pixels(name, im.width, im.height, limit)
+            im.seek(index)  # read_tiff_page checked the page's size
             im.load()
             # the page's own profile: Pillow keeps an earlier page's when a page has none
             decoded = pillow_pixels(ImageOps.exif_transpose(im), name, tiff_icc(page))

@@ -41,6 +41,7 @@ _RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.715152
 
 _RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
                         dtype=torch.float64)  # JPEG's YCbCr (BT.601, full range), for luma/chroma noise
+_YCC2RGB = torch.linalg.inv(_RGB2YCC)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class CameraNoise:
             ycc = torch.einsum("ij,jhw->ihw", _RGB2YCC, delta)
             ycc = torch.cat([_blur(ycc[:1], self.smooth_max * float(u[4])),
                              _blur(ycc[1:], self.smooth_max * (0.5 + float(u[5])))])
-            delta = torch.einsum("ij,jhw->ihw", torch.linalg.inv(_RGB2YCC), ycc)
+            delta = torch.einsum("ij,jhw->ihw", _YCC2RGB, ycc)
         return delta[:, :h, :w]
 
     @staticmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from aedenoise.errors import ConfigError
@@ -96,8 +97,9 @@ class CorrelatedGaussianNoise:
             shape = n.shape
             flat = n.reshape(-1, 1, *shape[-2:])
             pad = self.blur // 2
-            flat = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(flat, (pad, pad, pad, pad), mode="reflect"),
-                                                  self.blur, stride=1)
+            _check(min(shape[-2:]) > pad, f"images of {shape[-2]}x{shape[-1]} pixels are too small for noise averaged "
+                                          f"over {self.blur}x{self.blur} (need more than {pad} a side)")
+            flat = F.avg_pool2d(F.pad(flat, (pad, pad, pad, pad), mode="reflect"), self.blur, stride=1)
             n = flat.reshape(shape)
         return x + n
 

@@ -169,7 +169,7 @@ class AdaptPlan:
 def start_stride(start: StartModel) -> int | None:
     """The pixel-shuffle stride ``start`` works at if it is a ``pixel_shuffle`` model, else ``None``."""
     arch = read_metadata(start.path).get("model") or {}
-    return int(arch.get("args", {}).get("stride", 2)) if arch.get("name") == "pixel_shuffle" else None
+    return int(arch["args"]["stride"]) if arch.get("name") == "pixel_shuffle" else None  # create_model records it
 
 
 def plan_adaptation(start: StartModel, images: Sequence[tuple[str, Tensor]], config: AdaptConfig, *,

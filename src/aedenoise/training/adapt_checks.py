@@ -102,7 +102,7 @@ def plan_for_noise(start: StartModel, images: Sequence[tuple[str, Tensor]], conf
         limit = CORRELATION_LIMIT
         verdict = f"above {limit:g}: correlated" if rho > limit else f"at most {limit:g}: independent"
         log(f"neighbour correlation of the noise {start.label} removes{where}: {rho:.2f} ({verdict})")
-        if rho <= CORRELATION_LIMIT:
+        if rho <= limit:
             if s > 1:
                 log(f"adapting with {plan.config.objective.kind} on the {s}x{s} pixel-shuffled sub-images, where the "
                     f"noise is independent between neighbours; the output applies the model to them")
@@ -116,7 +116,7 @@ def plan_for_noise(start: StartModel, images: Sequence[tuple[str, Tensor]], conf
     rho, plan = best
     message = (f"the noise {start.label} removes from these images is correlated between neighbouring pixels "
                f"(lowest correlation {rho:.2f}, tried: {', '.join(tried)}; independent noise gives about 0): "
-               f"{config.objective.kind} assumes independent noise and would learn to keep this noise, so "
+               f"{plan.config.objective.kind} assumes independent noise and would learn to keep this noise, so "
                f"adapting would make the model worse on these images")
     if not force:
         raise ConfigError(f"{message}; not adapted (--force adapts anyway; docs/self-supervised.md)")

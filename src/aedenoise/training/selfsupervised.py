@@ -134,6 +134,7 @@ class Noise2Void:
 
     def __init__(self, *, mask_fraction: float, n2v2: bool, radius: int = N2V_RADIUS) -> None:
         self.mask_fraction, self.n2v2, self.radius = mask_fraction, n2v2, radius
+        self.offsets = _neighbour_offsets(radius)  # [K, 2]
 
     def mask(self, y: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(y_in, mask)``: ``y`` with the masked pixels replaced, and ``mask`` [B, 1, H, W] bool (True: masked)."""
@@ -143,7 +144,7 @@ class Noise2Void:
         n = max(1, round(self.mask_fraction * h * w))
         dev = generator.device
         chosen = torch.rand(b, h * w, generator=generator, device=dev).argsort(dim=1)[:, :n].to(y.device)  # [B, n]
-        offsets = _neighbour_offsets(self.radius).to(y.device)  # [K, 2]
+        offsets = self.offsets.to(y.device)
         r0, c0 = (chosen // w)[..., None], (chosen % w)[..., None]
         rows, cols = _reflect(r0 + offsets[:, 0], h), _reflect(c0 + offsets[:, 1], w)  # [B, n, K]
         # Near the border a reflected neighbour can land on the centre itself (row 1, offset -2 -> row 1):
@@ -221,8 +222,9 @@ def check_patch_size(config: ObjectiveConfig, model: Denoiser, size: int, *, wha
     """Raise :class:`ConfigError` unless patches of ``size`` pixels fit ``model`` under this objective."""
     m = patch_multiple(config, model)
     if size % m:
-        why = (f"its half-size sub-images must be multiples of {model.arch.get('name', 'the model')}'s "
-               f"{model.size_multiple}" if config.kind == "neighbor2neighbor" else f"{model.arch.get('name', 'the model')} needs it")
+        name = model.arch.get("name", "the model")
+        why = (f"its half-size sub-images must be multiples of {name}'s {model.size_multiple}"
+               if config.kind == "neighbor2neighbor" else f"{name} needs it")
         raise ConfigError(f"{what} = {size} must be a multiple of {m} for objective {config.kind} ({why}); "
                           f"use {max(m, size // m * m)} or {(size // m + 1) * m}")
 
